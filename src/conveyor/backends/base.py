@@ -1,0 +1,188 @@
+"""The store protocol. Storage primitives only; all policy lives above it.
+
+Every method takes ``now`` (epoch seconds) from the caller's clock where time matters,
+so the conformance suite can drive time and every store agrees on it. Methods work on
+many jobs at once where that makes sense. Transitions out of ``running`` are
+conditional on the fencing token: a stale lease changes nothing and is not counted.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..records import (
+    FailedRecord,
+    Failure,
+    Lease,
+    NewJob,
+    QueueStats,
+    RecoveryResult,
+    Release,
+    ReservedJob,
+    WorkerInfo,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a store can do; callers ask these instead of testing a store's type."""
+
+    transactional_enqueue: bool = False  # jobs_insert(..., connection=caller_conn)
+    native_notify: bool = False  # wait_for_jobs is woken by the store, not by polling
+    shared_across_hosts: bool = True  # workers on several machines may share it
+    persistent: bool = True
+
+
+class Backend(abc.ABC):
+    """One store. Implementations are thread-safe: a worker calls them from several threads."""
+
+    #: scheme names this backend serves, e.g. ("sqlite",)
+    schemes: tuple[str, ...] = ()
+    capabilities: Capabilities = Capabilities()
+
+    def __init__(self, url: str, *, table_prefix: str = "") -> None:
+        self.url = url
+        self.table_prefix = table_prefix
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password removed: safe for logs, the monitor and failed rows."""
+        return redact_url(self.url)
+
+    # -- lifecycle ----------------------------------------------------------------
+    @abc.abstractmethod
+    def migrate(self) -> list[str]:
+        """Create or upgrade the store's schema; returns the migrations applied."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections. The backend must not be used afterwards."""
+
+    def ping(self) -> None:  # noqa: B027 - optional override
+        """Raise StoreUnavailable when the store cannot be reached."""
+
+    # -- jobs ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
+        """Insert jobs atomically (all or none). ``connection``: the caller's open
+        transaction, for stores with ``transactional_enqueue``."""
+
+    @abc.abstractmethod
+    def jobs_reserve(
+        self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
+    ) -> list[ReservedJob]:
+        """Reserve up to ``limit`` available jobs, taking queues in the given strict order
+        (skipping paused ones), oldest ``available_at`` first within a queue. Each reserved
+        job gets ``attempts + 1``, a fresh token and ``lease_expires_at = now + lease``."""
+
+    @abc.abstractmethod
+    def jobs_complete(self, leases: Sequence[Lease]) -> int:
+        """Delete finished jobs whose token still matches; returns how many."""
+
+    @abc.abstractmethod
+    def jobs_release(self, items: Sequence[Release]) -> int:
+        """Put running jobs back to wait until ``available_at``; token-checked."""
+
+    @abc.abstractmethod
+    def jobs_fail(self, items: Sequence[Failure]) -> int:
+        """Move running jobs to the failed store; token-checked."""
+
+    @abc.abstractmethod
+    def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
+        """Renew leases still held; returns the ids whose token still matched."""
+
+    @abc.abstractmethod
+    def jobs_recover_expired(
+        self, now: float, default_tries: int, limit: int = 1000
+    ) -> RecoveryResult:
+        """Jobs whose lease expired: back to available (attempt stays counted), or to the
+        failed store with reason "worker lost" once ``attempts >= max_tries``."""
+
+    @abc.abstractmethod
+    def jobs_get(self, job_id: str) -> ReservedJob | None:
+        """One waiting or running job by id (``token`` empty while not running)."""
+
+    # -- failed store -------------------------------------------------------------
+    @abc.abstractmethod
+    def failed_list(
+        self, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[FailedRecord]:
+        """Failed jobs, newest first."""
+
+    @abc.abstractmethod
+    def failed_get(self, job_id: str) -> FailedRecord | None: ...
+
+    @abc.abstractmethod
+    def failed_retry(
+        self, ids: Iterable[str] | None, now: float, queue: str | None = None
+    ) -> list[str]:
+        """Put failed jobs back as new (attempts 0), removing their failed rows atomically.
+        ``ids=None`` means all (of ``queue`` when given). Returns the ids retried."""
+
+    @abc.abstractmethod
+    def failed_forget(self, job_id: str) -> bool: ...
+
+    @abc.abstractmethod
+    def failed_flush(self, older_than: float | None = None) -> int:
+        """Delete failed rows (those failed before ``older_than`` when given)."""
+
+    # -- control --------------------------------------------------------------------
+    @abc.abstractmethod
+    def queue_pause(self, queue: str) -> None: ...
+
+    @abc.abstractmethod
+    def queue_resume(self, queue: str) -> None: ...
+
+    @abc.abstractmethod
+    def queues_paused(self) -> set[str]: ...
+
+    @abc.abstractmethod
+    def queue_clear(self, queues: Sequence[str]) -> int:
+        """Delete waiting (not running) jobs of these queues; returns how many."""
+
+    @abc.abstractmethod
+    def restart_signal_write(self, stamp: float) -> None: ...
+
+    @abc.abstractmethod
+    def restart_signal_read(self) -> float | None: ...
+
+    @abc.abstractmethod
+    def worker_register(self, worker: WorkerInfo) -> None: ...
+
+    @abc.abstractmethod
+    def worker_heartbeat(self, worker: WorkerInfo) -> None:
+        """Upsert the worker's record with its latest state."""
+
+    @abc.abstractmethod
+    def worker_list(self) -> list[WorkerInfo]: ...
+
+    @abc.abstractmethod
+    def worker_remove(self, name: str) -> None: ...
+
+    # -- monitoring -------------------------------------------------------------------
+    @abc.abstractmethod
+    def queue_stats(self, now: float) -> list[QueueStats]:
+        """Per queue known to the store: available, scheduled, running, failed, oldest."""
+
+    # -- waiting ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block up to ``timeout`` seconds until jobs may be available; True when woken.
+        Only a latency hint: callers always reserve to find out."""
+
+
+def redact_url(url: str) -> str:
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    netloc, slash, path = rest.partition("/")
+    if "@" in netloc:
+        userinfo, _, host = netloc.rpartition("@")
+        user, colon, _password = userinfo.partition(":")
+        netloc = f"{user}:***@{host}" if colon else f"{user}@{host}"
+    query_free = path.split("?", 1)[0] if "password=" in path else path
+    return f"{scheme}://{netloc}{slash}{query_free}"

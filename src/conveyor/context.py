@@ -1,0 +1,77 @@
+"""``current_job()``: what a running job knows about itself, and how it steers its fate."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .errors import ConveyorError, Fail, Retry
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+
+_current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
+    "conveyor_current_job", default=None
+)
+
+
+@dataclass(slots=True)
+class JobContext:
+    """The running job: ``id``, ``attempt`` (1-based), ``queue``, ``name``, ``tries``."""
+
+    app: Conveyor
+    id: str
+    name: str
+    queue: str
+    attempt: int
+    tries: int
+    batch_id: str | None = None
+    progress_value: float | None = None
+    progress_message: str = ""
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    def release(self, delay: float | None = None) -> NoReturn:
+        """Put this job back to run again after ``delay`` seconds (counts as an attempt)."""
+        raise Retry(delay=delay, reason="released by the job")
+
+    def fail(self, reason: str = "failed by the job") -> NoReturn:
+        """Give up now: no further attempts, straight to the failed store."""
+        raise Fail(reason)
+
+    def progress(self, value: float, message: str = "") -> None:
+        """Report progress (0-100); shown in the worker's record and the monitor."""
+        self.progress_value = max(0.0, min(100.0, float(value)))
+        self.progress_message = message
+        self.app.events.emit("job_progress", job_id=self.id, name=self.name,
+                             progress=self.progress_value, message=message)
+
+    @property
+    def is_last_attempt(self) -> bool:
+        return self.attempt >= self.tries
+
+    @property
+    def stopping(self) -> bool:
+        """True once the worker asks running jobs to wind down (timeout or shutdown)."""
+        return self._cancel.is_set()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "queue": self.queue, "attempt": self.attempt,
+                "tries": self.tries, "progress": self.progress_value}
+
+
+def current_job() -> JobContext:
+    """The job running in this thread or task; raises outside a job."""
+    ctx = _current.get()
+    if ctx is None:
+        raise ConveyorError("current_job() was called outside a running job")
+    return ctx
+
+
+def set_current(ctx: JobContext | None) -> contextvars.Token[JobContext | None]:
+    return _current.set(ctx)
+
+
+def reset_current(token: contextvars.Token[JobContext | None]) -> None:
+    _current.reset(token)

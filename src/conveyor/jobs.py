@@ -1,0 +1,235 @@
+"""Job definitions (``@app.job``), per-dispatch options and prepared jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+import inspect
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from .errors import ConfigurationError
+from .records import NewJob
+from .retry import Backoff, parse_backoff
+from .routing import queue_name, validate_priority, validate_queue
+from .serialization import encode_payload
+
+if TYPE_CHECKING:
+    from .app import Conveyor
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+_OPTION_NAMES = frozenset(
+    {"queue", "priority", "delay", "tries", "backoff", "timeout", "retry_until", "connection",
+     "batch_id"}
+)
+
+
+def new_job_id() -> str:
+    """A time-ordered UUID (version 7 layout): sorts by creation, unique across hosts."""
+    millis = time.time_ns() // 1_000_000
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (millis & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64
+    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.timedelta):
+        value = value.total_seconds()
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ConfigurationError(f"{what} must be a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOptions:
+    """Options of one dispatch; None means "the job's default"."""
+
+    queue: str | None = None
+    priority: str | None = None
+    delay: float | None = None
+    tries: int | None = None
+    backoff: Any = None
+    timeout: float | None = None
+    retry_until: float | dt.datetime | dt.timedelta | None = None
+    connection: Any = None
+    batch_id: str | None = None
+
+    def merged(self, **values: Any) -> JobOptions:
+        unknown = set(values) - _OPTION_NAMES
+        if unknown:
+            raise ConfigurationError(
+                f"unknown job option(s) {', '.join(sorted(unknown))}: accepted options are "
+                + ", ".join(sorted(_OPTION_NAMES))
+            )
+        if values.get("queue") is not None:
+            validate_queue(values["queue"])
+        if values.get("priority") is not None:
+            validate_priority(values["priority"])
+        if values.get("tries") is not None and (
+            not isinstance(values["tries"], int) or values["tries"] < 1
+        ):
+            raise ConfigurationError(f"tries must be an integer >= 1, got {values['tries']!r}")
+        if values.get("backoff") is not None:
+            parse_backoff(values["backoff"])
+        if "delay" in values:
+            if isinstance(values["delay"], dt.datetime):
+                values["delay"] = max(0.0, values["delay"].timestamp() - time.time())
+            values["delay"] = _seconds(values["delay"], "delay")
+        if "timeout" in values:
+            values["timeout"] = _seconds(values["timeout"], "timeout")
+        return replace(self, **values)
+
+
+class JobDefinition(Generic[P, R]):
+    """A registered job. Call it to run it here; ``dispatch`` it to run it on a worker."""
+
+    def __init__(
+        self,
+        app: Conveyor,
+        func: Callable[P, R],
+        *,
+        name: str | None = None,
+        queue: str = "default",
+        priority: str = "normal",
+        tries: int | None = None,
+        backoff: Any = None,
+        timeout: float | None = None,
+        retry_until: float | dt.timedelta | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        context: bool = False,
+    ) -> None:
+        self.app = app
+        self.func = func
+        self.name = name or f"{func.__module__}.{func.__qualname__}"
+        self.queue = validate_queue(queue)
+        self.priority = validate_priority(priority)
+        if tries is not None and (not isinstance(tries, int) or tries < 1):
+            raise ConfigurationError(f"job {self.name}: tries must be an integer >= 1")
+        self.tries = tries
+        self.backoff: Backoff | None = None if backoff is None else parse_backoff(backoff)
+        self.timeout = _seconds(timeout, f"job {self.name}: timeout")
+        self.retry_until = _seconds(retry_until, f"job {self.name}: retry_until")
+        self.retry_on = tuple(retry_on) if retry_on else None
+        self.context = context
+        self.is_async = inspect.iscoroutinefunction(func)
+        self._type_index = self._find_type_parameter(func)
+        self.__doc__ = func.__doc__
+        self.__name__ = getattr(func, "__name__", self.name)
+
+    @staticmethod
+    def _find_type_parameter(func: Callable[..., Any]) -> int | None:
+        try:
+            params = list(inspect.signature(func).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        for index, param in enumerate(params):
+            if param.name == "type" and param.kind in (
+                param.POSITIONAL_ONLY, param.POSITIONAL_OR_KEYWORD
+            ):
+                return index
+        return None
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.func(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<job {self.name} queue={self.queue}>"
+
+    # -- dispatch -----------------------------------------------------------------
+    def options(self, **values: Any) -> PendingDispatch[P, R]:
+        return PendingDispatch(self, JobOptions().merged(**values))
+
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> PreparedJob:
+        return PreparedJob(self, args, kwargs, JobOptions())
+
+    def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        """Enqueue one run; returns the job id."""
+        return self.app.dispatch(PreparedJob(self, args, kwargs, JobOptions()))
+
+    def type_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if "type" in kwargs:
+            return kwargs["type"]
+        if self._type_index is not None and len(args) > self._type_index:
+            return args[self._type_index]
+        return None
+
+
+class PendingDispatch(Generic[P, R]):
+    """``job.options(priority="high", delay=30)``: a job with per-dispatch options."""
+
+    def __init__(self, job: JobDefinition[P, R], options: JobOptions) -> None:
+        self.job = job
+        self.opts = options
+
+    def options(self, **values: Any) -> PendingDispatch[P, R]:
+        return PendingDispatch(self.job, self.opts.merged(**values))
+
+    def prepare(self, *args: P.args, **kwargs: P.kwargs) -> PreparedJob:
+        return PreparedJob(self.job, args, kwargs, self.opts)
+
+    def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> str:
+        return self.job.app.dispatch(PreparedJob(self.job, args, kwargs, self.opts))
+
+
+@dataclass(slots=True)
+class PreparedJob:
+    """A job with its arguments, ready to be dispatched (alone or with ``dispatch_many``)."""
+
+    job: JobDefinition[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    options: JobOptions = field(default_factory=JobOptions)
+
+    @property
+    def name(self) -> str:
+        return self.job.name
+
+    def resolve_queue(self) -> str:
+        opts = self.options
+        queue_type = opts.queue
+        priority = opts.priority
+        if queue_type is None or priority is None:
+            route = self.job.app.router.route(
+                self.job.name, self.job.type_value(self.args, self.kwargs)
+            )
+            if route is not None:
+                queue_type = queue_type or route.queue
+                priority = priority or route.priority
+        return queue_name(queue_type or self.job.queue, priority or self.job.priority)
+
+    def to_record(self, now: float, max_bytes: int) -> NewJob:
+        opts = self.options
+        meta: dict[str, Any] = {}
+        if opts.tries is not None:
+            meta["tries"] = opts.tries
+        if opts.backoff is not None:
+            meta["backoff"] = parse_backoff(opts.backoff).to_data()
+        if opts.timeout is not None:
+            meta["timeout"] = opts.timeout
+        retry_until = opts.retry_until
+        if retry_until is None and self.job.retry_until is not None:
+            retry_until = self.job.retry_until
+        if retry_until is not None:
+            if isinstance(retry_until, dt.datetime):
+                meta["retry_until"] = retry_until.timestamp()
+            else:
+                meta["retry_until"] = now + (_seconds(retry_until, "retry_until") or 0.0)
+        payload = encode_payload(self.job.name, self.args, self.kwargs, meta, max_bytes)
+        return NewJob(
+            id=new_job_id(),
+            queue=self.resolve_queue(),
+            name=self.job.name,
+            payload=payload,
+            available_at=now + (opts.delay or 0.0),
+            created_at=now,
+            max_tries=opts.tries or self.job.tries,
+            batch_id=opts.batch_id,
+        )

@@ -1,0 +1,225 @@
+"""The JSON codec for job arguments. Never pickle; never import a name found in a payload.
+
+Plain JSON values pass through. A few Python types are tagged so they come back as
+themselves: ``{"__cv__": "datetime", "v": "2026-11-28T10:00:00+00:00"}``. Dataclasses and
+pydantic models are written as plain objects and rebuilt from the job function's own
+annotations when arguments are bound (``bind_arguments``), so no type name is ever read
+from a payload.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import inspect
+import json
+import types
+import typing
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from .errors import BadArguments, PayloadTooLarge, SerializationError
+
+TAG = "__cv__"
+FORMAT_VERSION = 1
+
+
+def _encode_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list | tuple):
+        return [_encode_value(v) for v in value]
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise SerializationError(
+                    f"dictionary keys must be strings to be sent as JSON, got {type(key).__name__}"
+                )
+            out[key] = _encode_value(item)
+        if TAG in out:
+            return {TAG: "dict", "v": out}
+        return out
+    if isinstance(value, dt.datetime):
+        return {TAG: "datetime", "v": value.isoformat()}
+    if isinstance(value, dt.date):
+        return {TAG: "date", "v": value.isoformat()}
+    if isinstance(value, dt.time):
+        return {TAG: "time", "v": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {TAG: "timedelta", "v": value.total_seconds()}
+    if isinstance(value, decimal.Decimal):
+        return {TAG: "decimal", "v": str(value)}
+    if isinstance(value, uuid.UUID):
+        return {TAG: "uuid", "v": str(value)}
+    if isinstance(value, set | frozenset):
+        return {TAG: "set", "v": [_encode_value(v) for v in value]}
+    if isinstance(value, bytes):
+        return {TAG: "bytes", "v": value.hex()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _encode_value({f.name: getattr(value, f.name) for f in dataclasses.fields(value)})
+    dump = getattr(value, "model_dump", None)
+    if callable(dump):  # pydantic v2 model
+        return _encode_value(dump(mode="json"))
+    raise SerializationError(
+        f"cannot send a {type(value).__name__} as a job argument: use JSON values, datetime, "
+        "date, Decimal, UUID, bytes, sets, dataclasses or pydantic models"
+    )
+
+
+_DECODERS: dict[str, Callable[[Any], Any]] = {
+    "datetime": lambda v: dt.datetime.fromisoformat(v),
+    "date": lambda v: dt.date.fromisoformat(v),
+    "time": lambda v: dt.time.fromisoformat(v),
+    "timedelta": lambda v: dt.timedelta(seconds=float(v)),
+    "decimal": lambda v: decimal.Decimal(v),
+    "uuid": lambda v: uuid.UUID(v),
+    "bytes": lambda v: bytes.fromhex(v),
+}
+
+
+def _decode_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_decode_value(v) for v in value]
+    if isinstance(value, dict):
+        tag = value.get(TAG)
+        if tag is None:
+            return {k: _decode_value(v) for k, v in value.items()}
+        inner = value.get("v")
+        if tag == "dict":
+            if not isinstance(inner, dict):
+                raise SerializationError("tagged dict without an object value")
+            return {k: _decode_value(v) for k, v in inner.items()}
+        if tag == "set":
+            if not isinstance(inner, list):
+                raise SerializationError("tagged set without a list value")
+            return {_decode_value(v) for v in inner}
+        decoder = _DECODERS.get(tag)
+        if decoder is None:
+            raise SerializationError(f"unknown value tag {tag!r} in payload")
+        try:
+            return decoder(inner)
+        except (TypeError, ValueError, decimal.InvalidOperation) as exc:
+            raise SerializationError(f"bad {tag} value in payload: {inner!r}") from exc
+    return value
+
+
+@dataclasses.dataclass(slots=True)
+class Payload:
+    """A decoded payload: the job name, its arguments and per-dispatch options."""
+
+    job: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def encode_payload(
+    job: str,
+    args: Sequence[Any],
+    kwargs: Mapping[str, Any],
+    meta: Mapping[str, Any],
+    max_bytes: int,
+) -> str:
+    """Encode one job's payload to JSON text, enforcing the size cap."""
+    document = {
+        "v": FORMAT_VERSION,
+        "job": job,
+        "args": _encode_value(list(args)),
+        "kwargs": _encode_value(dict(kwargs)),
+        "meta": dict(meta),
+    }
+    try:
+        text = json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError as exc:
+        raise SerializationError(f"job {job!r}: arguments are not valid JSON: {exc}") from exc
+    size = len(text.encode("utf-8")) if len(text) * 4 > max_bytes else len(text)
+    if size > max_bytes:
+        raise PayloadTooLarge(
+            f"job {job!r}: payload is {size} bytes, over the cap of {max_bytes} bytes "
+            "(pass a reference such as a row id instead, or raise payload_max_bytes)"
+        )
+    return text
+
+
+def decode_payload(text: str | bytes, max_bytes: int | None = None) -> Payload:
+    """Decode a stored payload; any problem is a SerializationError with a clear message."""
+    if max_bytes is not None and len(text) > max_bytes:
+        raise PayloadTooLarge(f"stored payload is {len(text)} bytes, over the cap of {max_bytes}")
+    try:
+        document = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise SerializationError(f"payload is not valid JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise SerializationError("payload is not a JSON object")
+    job = document.get("job")
+    args = document.get("args", [])
+    kwargs = document.get("kwargs", {})
+    meta = document.get("meta", {})
+    if not isinstance(job, str) or not job:
+        raise SerializationError("payload has no job name")
+    if not isinstance(args, list) or not isinstance(kwargs, dict) or not isinstance(meta, dict):
+        raise SerializationError(f"payload of {job!r} has malformed args, kwargs or meta")
+    return Payload(job, _decode_value(args), _decode_value(kwargs), meta)
+
+
+def peek_job_name(text: str) -> str:
+    """The job name of a payload for display, or ``?`` when it does not decode."""
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return "?"
+    name = document.get("job") if isinstance(document, dict) else None
+    return name if isinstance(name, str) else "?"
+
+
+def _coerce(value: Any, annotation: Any) -> Any:
+    """Rebuild a dataclass or pydantic model from a plain object, by the declared type."""
+    if annotation is inspect.Parameter.empty or annotation is Any:
+        return value
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if value is None:
+            return None
+        if len(options) == 1:
+            return _coerce(value, options[0])
+        return value
+    if origin in (list, Sequence) and isinstance(value, list):
+        (inner,) = typing.get_args(annotation) or (Any,)
+        return [_coerce(v, inner) for v in value]
+    if isinstance(annotation, type) and isinstance(value, dict):
+        if dataclasses.is_dataclass(annotation):
+            try:
+                return annotation(**value)
+            except TypeError as exc:
+                raise BadArguments(f"cannot build {annotation.__name__}: {exc}") from exc
+        validate = getattr(annotation, "model_validate", None)
+        if callable(validate):
+            try:
+                return validate(value)
+            except Exception as exc:  # pydantic.ValidationError, without importing pydantic
+                raise BadArguments(f"cannot build {annotation.__name__}: {exc}") from exc
+    return value
+
+
+def bind_arguments(
+    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+) -> inspect.BoundArguments:
+    """Bind decoded arguments to ``func``, rebuilding typed values from its annotations."""
+    signature = inspect.signature(func)
+    try:
+        bound = signature.bind(*args, **kwargs)
+    except TypeError as exc:
+        raise BadArguments(f"arguments do not match {func.__qualname__}{signature}: {exc}") from exc
+    try:
+        hints = typing.get_type_hints(func)
+    except Exception:
+        hints = {}
+    for name, value in list(bound.arguments.items()):
+        hint = hints.get(name, inspect.Parameter.empty)
+        if hint is not inspect.Parameter.empty:
+            bound.arguments[name] = _coerce(value, hint)
+    return bound

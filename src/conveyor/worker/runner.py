@@ -1,0 +1,505 @@
+"""The worker: fetcher, executor, completer, heartbeat and maintenance around one loop.
+
+The main thread owns the store's job transitions: it acks what finished and reserves up
+to the free slots in one round, then waits on a single inbox fed by the job threads, the
+store's waiter (notify / poll) and signals. Sync jobs run on a thread pool, async jobs on
+one event loop thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import queue
+import random
+import signal
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ConveyorError, JobTimeout, StoreError
+from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
+from .executor import Execution, call_async, call_sync, prepare, settle
+from .logs import LOGGER, log_job
+from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
+from .watchdog import Watch, Watchdog
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
+
+_WAKE = ("wake",)
+_STORE_RETRY_MAX = 5.0
+
+
+def resident_memory_mb() -> float:
+    try:
+        with open("/proc/self/statm", "rb") as handle:
+            pages = int(handle.read().split()[1])
+        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Worker:
+    def __init__(self, app: Conveyor, options: WorkerOptions) -> None:
+        self.app = app
+        self.opts = options
+        self.backend = app.backend
+        self.log = logging.getLogger(LOGGER)
+        self.inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.in_flight: dict[str, Execution] = {}
+        self.watches: dict[str, Watch] = {}
+        self.stopping = False
+        self.stop_reason = ""
+        self.exit_code = EXIT_OK
+        self.processed = 0
+        self.failed = 0
+        self.started_at = app.clock()
+        self.started_mono = time.monotonic()
+        self._pool = ThreadPoolExecutor(max_workers=options.concurrency,
+                                        thread_name_prefix="conveyor-job")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self._stuck: list[str] = []
+        self._closing = threading.Event()
+        self._restart_seen: float | None = None
+        self._restart_checked = 0.0
+        self._rng = random.Random()
+        self._heartbeat_lock = threading.Lock()
+        self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+
+    # -- lifecycle ----------------------------------------------------------------------
+    def run(self) -> int:
+        """Run until told to stop; returns the process exit code."""
+        self._install_signals()
+        self.backend.ping()
+        self._restart_seen = self.backend.restart_signal_read()
+        self.backend.worker_register(self._info())
+        self.app.events.emit("worker_started", worker=self.opts.name)
+        self.log.info("worker %s started: queues=%s concurrency=%d store=%s", self.opts.name,
+                      ",".join(self.opts.queues), self.opts.concurrency, self.app.display_url,
+                      extra={"fields": {"event": "worker_started", "worker": self.opts.name}})
+        threads = [threading.Thread(target=self._heartbeat_loop, name="conveyor-heartbeat",
+                                    daemon=True),
+                   threading.Thread(target=self._waiter_loop, name="conveyor-waiter",
+                                    daemon=True)]
+        for thread in threads:
+            thread.start()
+        try:
+            if self.opts.recover_on_start:
+                self._recover()
+            self._main_loop()
+        finally:
+            self._shutdown()
+        return self.exit_code
+
+    def request_stop(self, reason: str) -> None:
+        if not self.stopping:
+            self.stopping = True
+            self.stop_reason = reason
+            self.log.info("worker %s stopping: %s", self.opts.name, reason,
+                          extra={"fields": {"event": "worker_stopping", "reason": reason}})
+        self.inbox.put(_WAKE)
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def handler(signum: int, _frame: Any) -> None:
+            name = signal.Signals(signum).name
+            if self.stopping and self.stop_reason.startswith("signal"):
+                self.log.warning("second %s: releasing running jobs and exiting now", name)
+                self._abandon(list(self.in_flight), "worker stopped by a second signal")
+                os._exit(EXIT_OK)
+            self.request_stop(f"signal {name}")
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def _shutdown(self) -> None:
+        self._closing.set()
+        self._watchdog.stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        try:
+            self.backend.worker_remove(self.opts.name)
+        except ConveyorError:
+            self.log.warning("could not remove the worker record of %s", self.opts.name)
+        self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason)
+        self.log.info("worker %s stopped (%s): processed=%d failed=%d", self.opts.name,
+                      self.stop_reason or "done", self.processed, self.failed,
+                      extra={"fields": {"event": "worker_stopped", "processed": self.processed,
+                                        "failed": self.failed, "reason": self.stop_reason}})
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _main_loop(self) -> None:
+        opts = self.opts
+        idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
+        fetch = True
+        stop_deadline: float | None = None
+        while True:
+            if self.stopping:
+                if stop_deadline is None:
+                    stop_deadline = time.monotonic() + opts.grace
+                if not self.in_flight:
+                    return
+                if time.monotonic() >= stop_deadline:
+                    self.log.warning("grace period over: releasing %d running job(s)",
+                                     len(self.in_flight))
+                    self._abandon(list(self.in_flight), "worker stopped past its grace period")
+                    os._exit(EXIT_OK)
+            if self._stuck:
+                self._handle_stuck()
+                return
+            if fetch and not self.stopping:
+                got = self._fetch()
+                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                    self.request_stop("queues empty")
+                    continue
+                if got:
+                    idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
+            # wait for something to happen
+            free = opts.concurrency - len(self.in_flight)
+            if self.stopping:
+                timeout: float | None = max(0.0, min(1.0, (stop_deadline or 0) - time.monotonic()))
+            elif free > 0:
+                timeout = idle_wait
+            else:
+                timeout = 1.0
+            events: list[tuple[Any, ...]] = []
+            try:
+                events.append(self.inbox.get(timeout=timeout))
+            except queue.Empty:
+                pass
+            while True:
+                try:
+                    events.append(self.inbox.get_nowait())
+                except queue.Empty:
+                    break
+            finished = [e[1] for e in events if e[0] == "done"]
+            woken = any(e[0] == "wake" for e in events)
+            if finished:
+                self._complete(finished)
+                self._after_jobs()
+            if not events and free > 0:
+                # poll backstop: back off towards --sleep while idle
+                idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
+            fetch = bool(finished) or woken or not events
+            self._check_restart()
+
+    def _queue_order(self) -> Sequence[str]:
+        weights = self.opts.weights
+        if not weights:
+            return self.opts.queues
+        # weighted random order without replacement: every queue leads sometimes
+        keyed = sorted(self.opts.queues,
+                       key=lambda q: -self._rng.random() ** (1.0 / weights[q]))
+        return keyed
+
+    def _fetch(self) -> int:
+        free = self.opts.concurrency - len(self.in_flight)
+        if self.opts.once and (self.processed or self.in_flight):
+            return 0
+        if self.opts.max_jobs:
+            free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
+        if self.opts.once:
+            free = min(free, 1)
+        if free <= 0:
+            return 0
+        try:
+            reserved = self.backend.jobs_reserve(self._queue_order(), free,
+                                                 self.opts.defaults.lease, self.opts.name,
+                                                 self.app.clock())
+        except StoreError as exc:
+            self._store_trouble("reserve", exc)
+            return 0
+        for job in reserved:
+            self._start(job)
+        return len(reserved)
+
+    def _start(self, reserved: ReservedJob) -> None:
+        execution = prepare(self.app, reserved, self.opts.defaults)
+        self.in_flight[reserved.id] = execution
+        if execution.error is not None:
+            self.inbox.put(("done", execution))
+            return
+        self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
+                             queue=reserved.queue, attempt=reserved.attempts)
+        timeout = execution.policy.timeout
+        watch: Watch | None = None
+        if timeout:
+            watch = self._watchdog.watch(reserved.id, timeout, inject=not execution.is_async)
+            self.watches[reserved.id] = watch
+        if execution.is_async:
+            loop = self._event_loop()
+            future = asyncio.run_coroutine_threadsafe(call_async(execution), loop)
+            future.add_done_callback(lambda _f: self._finished(execution, watch))
+        else:
+            self._pool.submit(self._run_sync, execution, watch)
+
+    def _run_sync(self, execution: Execution, watch: Watch | None) -> None:
+        try:
+            if watch is not None:
+                watch.thread_id = threading.get_ident()
+            call_sync(execution)
+            self._finished(execution, watch)
+        except JobTimeout as exc:  # injected after the job itself had returned
+            if execution.error is None:
+                execution.record_error(exc)
+            self._finished(execution, watch)
+
+    def _finished(self, execution: Execution, watch: Watch | None) -> None:
+        if watch is not None:
+            watch.finish()
+            if watch.timed_out:
+                execution.timed_out = True
+                if not isinstance(execution.error, JobTimeout):
+                    execution.record_error(JobTimeout(
+                        f"job {execution.name} ran past its timeout of "
+                        f"{execution.policy.timeout:g}s"))
+        self.inbox.put(("done", execution))
+
+    def _event_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="conveyor-asyncio",
+                                      daemon=True)
+            thread.start()
+            self._loop, self._loop_thread = loop, thread
+        return self._loop
+
+    # -- completion ---------------------------------------------------------------------------
+    def _complete(self, executions: list[Execution]) -> None:
+        completes: list[Lease] = []
+        releases: list[Release] = []
+        failures: list[Failure] = []
+        now = self.app.clock()
+        for execution in executions:
+            job_id = execution.reserved.id
+            if self.in_flight.pop(job_id, None) is None:
+                continue  # already abandoned
+            self.watches.pop(job_id, None)
+            decision, op = settle(execution, now)
+            reserved = execution.reserved
+            if isinstance(op, Lease):
+                completes.append(op)
+                outcome = "done"
+                event = "job_succeeded"
+            elif isinstance(op, Release):
+                releases.append(op)
+                outcome = "timeout, released" if execution.timed_out else "released"
+                event = "job_released"
+            else:
+                failures.append(op)
+                outcome = "timeout, failed" if execution.timed_out else "failed"
+                event = "job_failed"
+                self.failed += 1
+            self.processed += 1
+            error = ""
+            if execution.error is not None:
+                error = f"{type(execution.error).__name__}: {execution.error}"
+            log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
+                    attempt=reserved.attempts, tries=execution.policy.tries,
+                    duration=execution.runtime, outcome=outcome, error=error)
+            if execution.timed_out:
+                self.app.events.emit("job_timed_out", job_id=job_id, name=reserved.name,
+                                     queue=reserved.queue, attempt=reserved.attempts)
+            if self.app.events.has(event):
+                self.app.events.emit(event, job_id=job_id, name=reserved.name,
+                                     queue=reserved.queue, attempt=reserved.attempts,
+                                     runtime=execution.runtime, error=execution.error,
+                                     delay=decision.delay)
+        self._write_outcomes(completes, releases, failures)
+
+    def _write_outcomes(self, completes: list[Lease], releases: list[Release],
+                        failures: list[Failure]) -> None:
+        delay = 0.05
+        while True:
+            try:
+                if completes:
+                    self.backend.jobs_complete(completes)
+                    completes = []
+                if releases:
+                    self.backend.jobs_release(releases)
+                    releases = []
+                if failures:
+                    self.backend.jobs_fail(failures)
+                    failures = []
+                return
+            except StoreError as exc:
+                # the outcome must not be dropped: retry until the store is back (the lease
+                # keeps the job ours meanwhile; if it expires the job is simply run again)
+                self._store_trouble("ack", exc)
+                time.sleep(delay)
+                delay = min(_STORE_RETRY_MAX, delay * 2)
+
+    def _after_jobs(self) -> None:
+        opts = self.opts
+        if opts.once and self.processed >= 1:
+            self.request_stop("--once: one job done")
+        if opts.max_jobs and self.processed >= opts.max_jobs:
+            self.request_stop(f"--max-jobs {opts.max_jobs} reached")
+        if opts.max_time and time.monotonic() - self.started_mono >= opts.max_time:
+            self.request_stop(f"--max-time {opts.max_time:g}s reached")
+        if opts.memory_mb:
+            rss = resident_memory_mb()
+            if rss > opts.memory_mb:
+                self.request_stop(f"--memory {opts.memory_mb} MB exceeded ({rss:.0f} MB)")
+
+    def _check_restart(self) -> None:
+        now = time.monotonic()
+        if now - self._restart_checked < 1.0:
+            return
+        self._restart_checked = now
+        if self.opts.max_time and now - self.started_mono >= self.opts.max_time:
+            self.request_stop(f"--max-time {self.opts.max_time:g}s reached")
+        try:
+            stamp = self.backend.restart_signal_read()
+        except StoreError as exc:
+            self._store_trouble("restart check", exc)
+            return
+        if stamp is not None and stamp != self._restart_seen:
+            self.request_stop("restart requested")
+
+    # -- timeouts that cannot be stopped ----------------------------------------------------
+    def _on_stuck(self, key: object) -> None:
+        self._stuck.append(str(key))
+        self.request_stop("a timed-out job could not be stopped")
+
+    def _handle_stuck(self) -> None:
+        """Let healthy jobs finish, record the stuck ones' timeouts, then exit at once."""
+        stuck = set(self._stuck)
+        deadline = time.monotonic() + self.opts.grace
+        while set(self.in_flight) - stuck and time.monotonic() < deadline:
+            try:
+                event = self.inbox.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if event[0] == "done" and event[1].reserved.id not in stuck:
+                self._complete([event[1]])
+        self._abandon(list(self.in_flight), "", timed_out=stuck)
+        self.exit_code = EXIT_STUCK
+        self.log.error("worker %s exits with %d so that its supervisor starts a fresh one",
+                       self.opts.name, EXIT_STUCK)
+        self._shutdown()
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_STUCK)
+
+    def _abandon(self, job_ids: list[str], reason: str, timed_out: set[str] | None = None) -> None:
+        """Give jobs back before the process exits under them: a timed-out one as a failed
+        attempt (retry or fail by its policy), others released to run again now."""
+        now = self.app.clock()
+        releases: list[Release] = []
+        failures: list[Failure] = []
+        for job_id in job_ids:
+            execution = self.in_flight.pop(job_id, None)
+            if execution is None:
+                continue
+            reserved = execution.reserved
+            if timed_out and job_id in timed_out:
+                execution.timed_out = True
+                execution.record_error(JobTimeout(
+                    f"job {reserved.name} ran past its timeout of "
+                    f"{execution.policy.timeout:g}s and could not be stopped; "
+                    "the worker exited to end it"))
+                _, op = settle(execution, now)
+                log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
+                        attempt=reserved.attempts, tries=execution.policy.tries,
+                        duration=time.monotonic() - execution.started,
+                        outcome="timeout, abandoned")
+                if isinstance(op, Release):
+                    releases.append(op)
+                elif isinstance(op, Failure):
+                    failures.append(op)
+            else:
+                releases.append(Release(reserved.id, reserved.token, now))
+                self.log.warning("released %s %s: %s", reserved.name, job_id, reason)
+        try:
+            self._write_once(releases, failures)
+        except StoreError as exc:
+            self.log.error("could not release jobs (%s); they return after their lease", exc)
+
+    def _write_once(self, releases: list[Release], failures: list[Failure]) -> None:
+        if releases:
+            self.backend.jobs_release(releases)
+        if failures:
+            self.backend.jobs_fail(failures)
+
+    # -- background services ----------------------------------------------------------------
+    def _info(self) -> WorkerInfo:
+        now = self.app.clock()
+        current = [
+            {"id": e.reserved.id, "name": e.reserved.name, "queue": e.reserved.queue,
+             "attempt": e.reserved.attempts, "started": e.reserved.reserved_at,
+             "progress": e.ctx.progress_value if e.ctx else None}
+            for e in list(self.in_flight.values())
+        ]
+        state = "stopping" if self.stopping else "running"
+        return WorkerInfo(
+            name=self.opts.name, host=self.opts.name.split(":", 1)[0], pid=os.getpid(),
+            queues=list(self.opts.queues), concurrency=self.opts.concurrency,
+            started_at=self.started_at, last_heartbeat=now, state=state,
+            info={"processed": self.processed, "failed": self.failed,
+                  "memory_mb": round(resident_memory_mb(), 1), "current": current,
+                  "lease": self.opts.defaults.lease},
+        )
+
+    def _heartbeat_loop(self) -> None:
+        lease = self.opts.defaults.lease
+        interval = max(0.2, lease / 3)
+        last_recovery = time.monotonic()
+        while not self._closing.wait(interval):
+            try:
+                self.heartbeat()
+                if time.monotonic() - last_recovery >= lease:
+                    last_recovery = time.monotonic()
+                    self._recover()
+            except ConveyorError as exc:
+                self._store_trouble("heartbeat", exc)
+
+    def heartbeat(self) -> None:
+        """Renew the leases of running jobs and the worker's record."""
+        with self._heartbeat_lock:
+            running = [e.reserved.lease for e in list(self.in_flight.values())]
+            if running:
+                held = set(self.backend.jobs_extend_lease(
+                    running, self.opts.defaults.lease, self.app.clock()))
+                for lease in running:
+                    if lease.id not in held:
+                        self.log.warning("lease of job %s was lost (it may run elsewhere)",
+                                         lease.id)
+            self.backend.worker_heartbeat(self._info())
+
+    def _recover(self) -> None:
+        try:
+            result = self.backend.jobs_recover_expired(self.app.clock(),
+                                                       self.opts.defaults.tries)
+        except StoreError as exc:
+            self._store_trouble("lease recovery", exc)
+            return
+        if result.released or result.failed:
+            self.log.warning("recovered expired leases: %d released, %d failed (worker lost)",
+                             len(result.released), len(result.failed))
+
+    def _waiter_loop(self) -> None:
+        queues = list(self.opts.queues)
+        while not self._closing.is_set():
+            try:
+                if self.backend.wait_for_jobs(queues, 1.0):
+                    self.inbox.put(_WAKE)
+            except ConveyorError as exc:
+                self._store_trouble("wait", exc)
+                self._closing.wait(1.0)
+
+    def _store_trouble(self, what: str, exc: BaseException) -> None:
+        self.log.warning("store trouble during %s: %s", what, exc,
+                         extra={"fields": {"event": "store_error", "during": what}})

@@ -1,0 +1,100 @@
+"""Enforce sync jobs' timeouts from outside their threads.
+
+At the deadline the watchdog raises JobTimeout inside the job's thread (this stops
+Python code, CPU-bound loops included). A thread stuck in C code (a long ``sleep``, a
+blocking call without a timeout) cannot be interrupted: after ``kill_grace`` seconds the
+watchdog reports it stuck and the worker records the timeout and exits, so the job is
+never still running while another worker retries it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import heapq
+import itertools
+import threading
+import time
+from collections.abc import Callable
+
+from ..errors import JobTimeout
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Ask CPython to raise ``exc_type`` in another thread at its next bytecode."""
+    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
+    if done > 1:  # should never happen; undo rather than hit several threads
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), None)
+        return False
+    return done == 1
+
+
+class Watch:
+    """One running attempt the watchdog keeps an eye on."""
+
+    __slots__ = ("deadline", "finished", "inject", "key", "lock", "thread_id", "timed_out")
+
+    def __init__(self, key: object, deadline: float, inject: bool) -> None:
+        self.key = key
+        self.deadline = deadline
+        self.inject = inject
+        self.thread_id: int | None = None
+        self.finished = False
+        self.timed_out = False
+        self.lock = threading.Lock()
+
+    def finish(self) -> None:
+        with self.lock:
+            self.finished = True
+
+
+class Watchdog:
+    def __init__(self, kill_grace: float, on_stuck: Callable[[object], None]) -> None:
+        self.kill_grace = kill_grace
+        self.on_stuck = on_stuck
+        self._heap: list[tuple[float, int, Watch, bool]] = []
+        self._counter = itertools.count()
+        self._cond = threading.Condition()
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="conveyor-watchdog", daemon=True)
+        self._thread.start()
+
+    def watch(self, key: object, timeout: float, inject: bool) -> Watch:
+        watch = Watch(key, time.monotonic() + timeout, inject)
+        with self._cond:
+            heapq.heappush(self._heap, (watch.deadline, next(self._counter), watch, False))
+            self._cond.notify()
+        return watch
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+        self._thread.join(timeout=2)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (
+                    not self._heap or self._heap[0][0] > time.monotonic()
+                ):
+                    wait = self._heap[0][0] - time.monotonic() if self._heap else None
+                    self._cond.wait(wait)
+                if self._stopped:
+                    return
+                _, _, watch, second = heapq.heappop(self._heap)
+            if watch.finished:
+                continue
+            if not second:
+                with watch.lock:
+                    if watch.finished:
+                        continue
+                    watch.timed_out = True
+                    if watch.inject and watch.thread_id is not None:
+                        raise_in_thread(watch.thread_id, JobTimeout)
+                with self._cond:
+                    heapq.heappush(self._heap, (time.monotonic() + self.kill_grace,
+                                                next(self._counter), watch, True))
+            else:
+                self.on_stuck(watch.key)
