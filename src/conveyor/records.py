@@ -194,3 +194,37 @@ class WorkerInfo:
             state=str(data.get("state", "running")),
             info=dict(data.get("info") or {}),
         )
+
+
+#: upper bounds (seconds) of the runtime histogram buckets; the last bucket is "above"
+RUNTIME_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    60.0, 300.0,
+)
+
+
+@dataclass(slots=True)
+class MetricSample:
+    """One worker's totals for one (minute, queue, job name).
+
+    The worker owns its row and rewrites it whole on each flush, so stores upsert by
+    (minute, queue, name, worker) without read-modify-write races. ``histogram`` has
+    ``len(RUNTIME_BUCKETS) + 1`` counts.
+    """
+
+    minute: int  # epoch seconds at the start of the minute
+    queue: str
+    name: str
+    worker: str
+    processed: int = 0  # attempts that ended, whatever the outcome
+    failed: int = 0  # final failures (moved to the failed store)
+    released: int = 0  # attempts released for a retry
+    timed_out: int = 0
+    runtime_sum: float = 0.0
+    runtime_max: float = 0.0
+    wait_sum: float = 0.0  # from available_at to start
+    wait_max: float = 0.0
+    histogram: list[int] = field(default_factory=lambda: [0] * (len(RUNTIME_BUCKETS) + 1))
+
+    def key(self) -> tuple[int, str, str, str]:
+        return (self.minute, self.queue, self.name, self.worker)

@@ -17,6 +17,7 @@ from ..records import (
     FailedRecord,
     Failure,
     Lease,
+    MetricSample,
     NewJob,
     QueueStats,
     RecoveryResult,
@@ -166,6 +167,18 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def queue_stats(self, now: float) -> list[QueueStats]:
         """Per queue known to the store: available, scheduled, running, failed, oldest."""
+
+    @abc.abstractmethod
+    def metrics_record(self, samples: Sequence[MetricSample]) -> None:
+        """Upsert samples by (minute, queue, name, worker), replacing the whole row."""
+
+    @abc.abstractmethod
+    def metrics_read(self, since: float, until: float | None = None) -> list[MetricSample]:
+        """Samples whose minute is in [since, until), every worker's row as stored."""
+
+    @abc.abstractmethod
+    def metrics_prune(self, older_than: float) -> int:
+        """Delete samples of minutes before ``older_than``; returns how many."""
 
     # -- waiting ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -23,6 +23,7 @@ from ...records import (
     FailedRecord,
     Failure,
     Lease,
+    MetricSample,
     NewJob,
     QueueStats,
     RecoveryResult,
@@ -496,6 +497,35 @@ class SQLiteBackend(Backend):
                 stats.setdefault(queue, QueueStats(queue)).paused = True
             return [stats[q] for q in sorted(stats)]
         return self._read(fetch)
+
+    _METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, timed_out, "
+                       "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
+
+    def metrics_record(self, samples: Sequence[MetricSample]) -> None:
+        if not samples:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO {self.table_prefix}metrics ({self._METRIC_COLUMNS}) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [(s.minute, s.queue, s.name, s.worker, s.processed, s.failed, s.released,
+                  s.timed_out, s.runtime_sum, s.runtime_max, s.wait_sum, s.wait_max,
+                  json.dumps(s.histogram)) for s in samples],
+            )
+
+    def metrics_read(self, since: float, until: float | None = None) -> list[MetricSample]:
+        rows = self._read(lambda c: c.execute(
+            f"SELECT {self._METRIC_COLUMNS} FROM {self.table_prefix}metrics "
+            "WHERE minute >= ? AND minute < ? ORDER BY minute, queue, name, worker",
+            (since, until if until is not None else 1e18)).fetchall())
+        return [MetricSample(int(r[0]), r[1], r[2], r[3], int(r[4]), int(r[5]), int(r[6]),
+                             int(r[7]), float(r[8]), float(r[9]), float(r[10]), float(r[11]),
+                             [int(v) for v in json.loads(r[12])]) for r in rows]
+
+    def metrics_prune(self, older_than: float) -> int:
+        with self._write() as conn:
+            return conn.execute(f"DELETE FROM {self.table_prefix}metrics WHERE minute < ?",
+                                (older_than,)).rowcount
 
     # -- waiting -------------------------------------------------------------------------
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
