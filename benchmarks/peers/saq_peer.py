@@ -9,8 +9,16 @@ from typing import Any
 from saq import Queue
 
 from .aio import Loop
-from .common import PG_URL, QUEUE, REDIS_URL, Driver, flush_own_redis_db, pg_execute, \
-    record_done, venv_bin
+from .common import (
+    PG_URL,
+    QUEUE,
+    REDIS_URL,
+    Driver,
+    flush_own_redis_db,
+    pg_execute,
+    record_done,
+    venv_bin,
+)
 
 STORE = os.environ.get("BENCH_SAQ_STORE", "redis")
 URL = PG_URL if STORE == "postgres" else REDIS_URL

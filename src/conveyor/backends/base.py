@@ -83,6 +83,17 @@ class Backend(abc.ABC):
     def jobs_complete(self, leases: Sequence[Lease]) -> int:
         """Delete finished jobs whose token still matches; returns how many."""
 
+    def jobs_complete_and_reserve(
+        self, leases: Sequence[Lease], queues: Sequence[str], limit: int, lease: float,
+        worker: str, now: float,
+    ) -> tuple[int, list[ReservedJob]]:
+        """Complete ``leases`` (as ``jobs_complete``), then reserve up to ``limit`` (as
+        ``jobs_reserve``). A busy worker does both after every job, so a store that can do
+        them in one transaction or round trip overrides this; the completion must stick even
+        when the reserve finds nothing."""
+        done = self.jobs_complete(leases) if leases else 0
+        return done, self.jobs_reserve(queues, limit, lease, worker, now) if limit > 0 else []
+
     @abc.abstractmethod
     def jobs_release(self, items: Sequence[Release]) -> int:
         """Put running jobs back to wait until ``available_at``; token-checked."""

@@ -73,6 +73,9 @@ class Worker:
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        # completions not yet written: they go with the next reserve, in one transaction
+        # or round trip (jobs_complete_and_reserve), or are flushed before anything else
+        self._pending_completes: list[Lease] = []
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -123,6 +126,7 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
+        self._flush_completes()
         self._closing.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -146,6 +150,7 @@ class Worker:
         stop_deadline: float | None = None
         while True:
             if self.stopping:
+                self._flush_completes()
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
                 if not self.in_flight:
@@ -156,6 +161,7 @@ class Worker:
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
                     os._exit(EXIT_OK)
             if self._stuck:
+                self._flush_completes()
                 self._handle_stuck()
                 return
             if fetch and not self.stopping:
@@ -204,21 +210,29 @@ class Worker:
         return keyed
 
     def _fetch(self) -> int:
+        completes, self._pending_completes = self._pending_completes, []
         free = self.opts.concurrency - len(self.in_flight)
         if self.opts.once and (self.processed or self.in_flight):
-            return 0
+            free = 0
         if self.opts.max_jobs:
             free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
         if self.opts.once:
             free = min(free, 1)
         if free <= 0:
+            self._write_outcomes(completes, [], [])
             return 0
         try:
-            reserved = self.backend.jobs_reserve(self._queue_order(), free,
-                                                 self.opts.defaults.lease, self.opts.name,
-                                                 self.app.clock())
+            if completes:
+                _, reserved = self.backend.jobs_complete_and_reserve(
+                    completes, self._queue_order(), free, self.opts.defaults.lease,
+                    self.opts.name, self.app.clock())
+            else:
+                reserved = self.backend.jobs_reserve(self._queue_order(), free,
+                                                     self.opts.defaults.lease, self.opts.name,
+                                                     self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
+            self._write_outcomes(completes, [], [])  # completions are never dropped
             return 0
         for job in reserved:
             self._start(job)
@@ -316,7 +330,13 @@ class Worker:
                                      queue=reserved.queue, attempt=reserved.attempts,
                                      runtime=execution.runtime, error=execution.error,
                                      delay=decision.delay)
-        self._write_outcomes(completes, releases, failures)
+        self._pending_completes.extend(completes)
+        self._write_outcomes([], releases, failures)
+
+    def _flush_completes(self) -> None:
+        if self._pending_completes:
+            completes, self._pending_completes = self._pending_completes, []
+            self._write_outcomes(completes, [], [])
 
     def _write_outcomes(self, completes: list[Lease], releases: list[Release],
                         failures: list[Failure]) -> None:
@@ -397,6 +417,10 @@ class Worker:
     def _abandon(self, job_ids: list[str], reason: str, timed_out: set[str] | None = None) -> None:
         """Give jobs back before the process exits under them: a timed-out one as a failed
         attempt (retry or fail by its policy), others released to run again now."""
+        try:
+            self._flush_completes()
+        except StoreError as exc:
+            self.log.error("could not record finished jobs (%s); they run again", exc)
         now = self.app.clock()
         releases: list[Release] = []
         failures: list[Failure] = []

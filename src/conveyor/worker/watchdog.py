@@ -64,7 +64,10 @@ class Watchdog:
         watch = Watch(key, time.monotonic() + timeout, inject)
         with self._cond:
             heapq.heappush(self._heap, (watch.deadline, next(self._counter), watch, False))
-            self._cond.notify()
+            # wake the watchdog only when this deadline is now the earliest: with one timeout
+            # for every job that is almost never, and it saves a thread switch per job
+            if self._heap[0][2] is watch:
+                self._cond.notify()
         return watch
 
     def stop(self) -> None:
