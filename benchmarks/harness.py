@@ -14,7 +14,7 @@ interleaved (run 1 of every system, then run 2, ...) so that the machine's noise
 evenly, and the report gives medians.
 """
 
-# ruff: noqa: RUF001 - the report uses typographic × and − on purpose
+# ruff: noqa: RUF001 - the report uses typographic multiplication and minus signs
 from __future__ import annotations
 
 import argparse
