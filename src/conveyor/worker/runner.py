@@ -35,11 +35,20 @@ _WAKE = ("wake",)
 _STORE_RETRY_MAX = 5.0
 
 
+_statm: tuple[int, int] = (-1, 0)  # (fd, pid): /proc/self/statm kept open, read per job
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
+
+
 def resident_memory_mb() -> float:
+    """Resident memory of this process; one ``pread`` on Linux (it is read after every job
+    when ``--memory`` is set), getrusage's peak elsewhere."""
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+        fd, pid = _statm
+        if fd < 0 or pid != os.getpid():
+            fd = os.open("/proc/self/statm", os.O_RDONLY)
+            _statm = (fd, os.getpid())
+        return int(os.pread(fd, 128, 0).split()[1]) * _PAGE_MB
     except (OSError, ValueError, IndexError):
         import resource
 
@@ -76,6 +85,10 @@ class Worker:
         # completions not yet written: they go with the next reserve, in one transaction
         # or round trip (jobs_complete_and_reserve), or are flushed before anything else
         self._pending_completes: list[Lease] = []
+        # set while the last reserve left slots free: only then is the waiter worth running
+        # (a busy worker reserves again after every job anyway, and a 2 ms poll costs CPU)
+        self._idle = threading.Event()
+        self._idle.set()
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -128,6 +141,7 @@ class Worker:
     def _shutdown(self) -> None:
         self._flush_completes()
         self._closing.set()
+        self._idle.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
@@ -234,6 +248,10 @@ class Worker:
             self._store_trouble("reserve", exc)
             self._write_outcomes(completes, [], [])  # completions are never dropped
             return 0
+        if len(reserved) < free:
+            self._idle.set()
+        else:
+            self._idle.clear()
         for job in reserved:
             self._start(job)
         return len(reserved)
@@ -517,6 +535,8 @@ class Worker:
     def _waiter_loop(self) -> None:
         queues = list(self.opts.queues)
         while not self._closing.is_set():
+            if not self._idle.wait(0.5):
+                continue
             try:
                 if self.backend.wait_for_jobs(queues, 1.0):
                     self.inbox.put(_WAKE)
