@@ -9,6 +9,7 @@ one event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -174,10 +175,8 @@ class Worker:
             else:
                 timeout = 1.0
             events: list[tuple[Any, ...]] = []
-            try:
+            with contextlib.suppress(queue.Empty):
                 events.append(self.inbox.get(timeout=timeout))
-            except queue.Empty:
-                pass
             while True:
                 try:
                     events.append(self.inbox.get_nowait())

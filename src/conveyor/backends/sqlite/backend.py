@@ -37,7 +37,9 @@ from ..migrations import load_migrations
 T = TypeVar("T")
 _SYNC_MODES = ("off", "normal", "full", "extra")
 _CHUNK = 500  # rows per statement; SQLite's variable limit is 32766 on modern builds
-_RESERVE_COLUMNS = "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+_RESERVE_COLUMNS = (
+    "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+)
 _POLL_INTERVAL = 0.002
 
 
@@ -76,7 +78,8 @@ class SQLiteBackend(Backend):
         try:
             self.busy_timeout_ms = int(options.get("busy_timeout", "10000"))
         except ValueError:
-            raise ConfigurationError("SQLite URL option busy_timeout must be milliseconds") from None
+            raise ConfigurationError(
+                "SQLite URL option busy_timeout must be a number of milliseconds") from None
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
