@@ -74,6 +74,7 @@ class Worker:
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self._old_handlers: dict[int, Any] = {}
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -111,6 +112,8 @@ class Worker:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        self._old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM,
+                                                                     signal.SIGINT)}
 
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
@@ -124,6 +127,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
         self._closing.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -539,6 +539,7 @@ class SQLiteBackend(Backend):
             self._local.waiter = waiter
             self._local.pid = os.getpid()
             self._local.version = waiter.execute("PRAGMA data_version").fetchone()[0]
+            return True  # anything committed before this baseline was not seen: look now
         deadline = time.monotonic() + timeout
         while True:
             version = waiter.execute("PRAGMA data_version").fetchone()[0]
