@@ -34,7 +34,8 @@ def test_files_then_dotenv_then_environment(tmp_path: Path) -> None:
     (tmp_path / "pyproject.toml").write_text(
         '[tool.conveyor]\nworker_tries = 7\nworker_sleep = 2\nworker_memory = 100\n'
         'routing = [{job = "send", type = "newsletter", priority = "low"}]\n')
-    (tmp_path / ".env").write_text('# comment\nQUEUE_WORKER_SLEEP="4"\nexport QUEUE_WORKER_MEMORY=200\n')
+    (tmp_path / ".env").write_text(
+        '# comment\nQUEUE_WORKER_SLEEP="4"\nexport QUEUE_WORKER_MEMORY=200\n')
     s = load_settings(tmp_path, environ={"QUEUE_WORKER_MEMORY": "300"})
     assert (s.worker_tries, s.worker_sleep, s.worker_memory) == (7, 4, 300)
     assert s.routing[0]["priority"] == "low"

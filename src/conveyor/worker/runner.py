@@ -265,10 +265,12 @@ class Worker:
             watch.finish()
             if watch.timed_out:
                 execution.timed_out = True
-                if not isinstance(execution.error, JobTimeout):
-                    execution.record_error(JobTimeout(
-                        f"job {execution.name} ran past its timeout of "
-                        f"{execution.policy.timeout:g}s"))
+                # keep the traceback of where the job was stopped, with a message saying why
+                stopped = JobTimeout(f"job {execution.name} ran past its timeout of "
+                                     f"{execution.policy.timeout:g}s")
+                if isinstance(execution.error, JobTimeout):
+                    stopped.__traceback__ = execution.error.__traceback__
+                execution.record_error(stopped)
         self.inbox.put(("done", execution))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
