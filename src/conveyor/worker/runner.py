@@ -57,6 +57,7 @@ class Worker:
         self.in_flight: dict[str, Execution] = {}
         self.watches: dict[str, Watch] = {}
         self.stopping = False
+        self.stopped_mono = 0.0
         self.stop_reason = ""
         self.exit_code = EXIT_OK
         self.processed = 0
@@ -104,6 +105,7 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
+            self.stopped_mono = time.monotonic()
             self.stop_reason = reason
             self.log.info("worker %s stopping: %s", self.opts.name, reason,
                           extra={"fields": {"event": "worker_stopping", "reason": reason}})
@@ -342,8 +344,14 @@ class Worker:
                 return
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
-                # keeps the job ours meanwhile; if it expires the job is simply run again)
+                # keeps the job ours meanwhile; if it expires the job is simply run again).
+                # A worker told to stop gives up after its grace period: at-least-once holds.
                 self._store_trouble("ack", exc)
+                if self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace:
+                    self.log.error("store unreachable while stopping: %d outcome(s) not "
+                                   "written; those jobs run again after their lease",
+                                   len(completes) + len(releases) + len(failures))
+                    return
                 time.sleep(delay)
                 delay = min(_STORE_RETRY_MAX, delay * 2)
 
