@@ -160,7 +160,9 @@ class Worker:
                 return
             if fetch and not self.stopping:
                 got = self._fetch()
-                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                if got < 0:  # the store failed: not "empty"; try again after the wait
+                    got = 0
+                elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
                 if got:
@@ -219,7 +221,7 @@ class Worker:
                                                  self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
-            return 0
+            return -1
         for job in reserved:
             self._start(job)
         return len(reserved)

@@ -71,6 +71,7 @@ class PostgresBackend(Backend):
         def apply(conn: Conn) -> list[str]:
             applied: list[str] = []
             with conn.transaction():
+                self.pool.durable_setting(conn)
                 conn.execute("SELECT pg_advisory_xact_lock(%s)",
                              (self.options.lock_key(self.table_prefix, "migrate"),))
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
@@ -111,7 +112,7 @@ class PostgresBackend(Backend):
                 cursor.close()
             return
         # never retried: a second try after an ambiguous failure could insert twice
-        self.pool.run(lambda c: c.execute(sql, params), retry=False)
+        self.pool.run_durable(lambda c: c.execute(sql, params), retry=False)
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
@@ -139,6 +140,9 @@ class PostgresBackend(Backend):
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         return self.pool.run(lambda c: c.execute(sql, params).rowcount)
 
+    def _durable(self, sql: str, params: Sequence[Any]) -> int:
+        return self.pool.run_durable(lambda c: c.execute(sql, params)).rowcount
+
     def jobs_complete(self, leases: Sequence[Lease]) -> int:
         if not leases:
             return 0
@@ -158,7 +162,7 @@ class PostgresBackend(Backend):
             return 0
         params = ([x.id for x in unique], [x.token for x in unique],
                   [x.exception for x in unique], [x.failed_at for x in unique], self.label)
-        row = self.pool.run(lambda c: c.execute(self.sql["fail"], params).fetchone())
+        row = self.pool.run_durable(lambda c: c.execute(self.sql["fail"], params)).fetchone()
         return int(row[0]) if row else 0
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
@@ -222,30 +226,32 @@ class PostgresBackend(Backend):
         if wanted == []:
             return []
         params = (wanted, wanted, queue, queue, now, now, self.channel)
-        rows = self.pool.run(lambda c: c.execute(self.sql["failed_retry"], params).fetchall())
+        rows = self.pool.run_durable(
+            lambda c: c.execute(self.sql["failed_retry"], params)).fetchall()
         moved = {r[0]: r[1] for r in rows if r[1] is not None}
         if wanted is not None:
             return [job_id for job_id in wanted if job_id in moved]
         return sorted(moved, key=lambda job_id: moved[job_id])
 
     def failed_forget(self, job_id: str) -> bool:
-        return self._rowcount(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",  # noqa: S608
                               (job_id,)) > 0
 
     def failed_flush(self, older_than: float | None = None) -> int:
-        return self._rowcount(f"DELETE FROM {self.t['failed']} "  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} "  # noqa: S608
                               "WHERE %s::float8 IS NULL OR failed_at < %s",
                               (older_than, older_than))
 
     # -- control -------------------------------------------------------------------------
     def queue_pause(self, queue: str) -> None:
-        self.pool.run(lambda c: c.execute(
-            f"INSERT INTO {self.t['queues']} (queue, paused) VALUES (%s, true) "  # noqa: S608
-            "ON CONFLICT (queue) DO UPDATE SET paused = true", (queue,)))
+        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "  # noqa: S608
+                      "VALUES (%s, true) ON CONFLICT (queue) DO UPDATE SET paused = true",
+                      (queue,))
 
     def queue_resume(self, queue: str) -> None:
         def resume(conn: Conn) -> None:
             with conn.transaction():
+                self.pool.durable_setting(conn)
                 conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",  # noqa: S608
                              (queue,))
                 conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
@@ -258,14 +264,14 @@ class PostgresBackend(Backend):
         return {r[0] for r in rows}
 
     def queue_clear(self, queues: Sequence[str]) -> int:
-        return self._rowcount(f"DELETE FROM {self.t['jobs']} "  # noqa: S608
-                              "WHERE queue = ANY(%s::text[]) AND reserved_at IS NULL",
+        return self._durable(f"DELETE FROM {self.t['jobs']} "  # noqa: S608
+                             "WHERE queue = ANY(%s::text[]) AND reserved_at IS NULL",
                               (list(queues),))
 
     def restart_signal_write(self, stamp: float) -> None:
-        self.pool.run(lambda c: c.execute(
-            f"INSERT INTO {self.t['control']} (key, value) VALUES ('restart', %s) "  # noqa: S608
-            "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value", (repr(stamp),)))
+        self._durable(f"INSERT INTO {self.t['control']} (key, value) "  # noqa: S608
+                      "VALUES ('restart', %s) ON CONFLICT (key) DO UPDATE SET value = "
+                      "EXCLUDED.value", (repr(stamp),))
 
     def restart_signal_read(self) -> float | None:
         row = self.pool.run(lambda c: c.execute(

@@ -31,25 +31,30 @@ def is_disconnect(exc: psycopg.Error) -> bool:
     return exc.sqlstate is None or exc.sqlstate.startswith(_GONE)
 
 
+def _text(exc: BaseException) -> str:
+    """libpq's message on one line, without its closing full stop."""
+    return " ".join(str(exc).split()).rstrip(".")
+
+
 def translate(exc: BaseException, where: str) -> StoreError:
     """A psycopg or pool error as a conveyor error whose message says what to do."""
     if isinstance(exc, PoolTimeout):
         return StoreUnavailable(
             f"PostgreSQL store {where} is unreachable (no connection within the pool timeout): "
-            f"{exc}. Check that the server runs and the URL is right; raise pool_max or "
+            f"{_text(exc)}. Check that the server runs and the URL is right; raise pool_max or "
             "pool_timeout in the URL if the pool is merely exhausted"
         )
     if isinstance(exc, psycopg.Error) and is_disconnect(exc):
         return StoreUnavailable(
-            f"PostgreSQL store {where} is unreachable: {str(exc).strip()}. Check that the "
+            f"PostgreSQL store {where} is unreachable: {_text(exc)}. Check that the "
             "server runs and accepts connections; workers retry on their own"
         )
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
         return StoreError(
-            f"PostgreSQL store {where}: {str(exc).strip()}. Create the tables with "
+            f"PostgreSQL store {where}: {_text(exc)}. Create the tables with "
             "`conveyor migrate` (same URL and table prefix)"
         )
-    return StoreError(f"PostgreSQL store {where}: {str(exc).strip()}")
+    return StoreError(f"PostgreSQL store {where}: {_text(exc)}")
 
 
 def check_idle(conn: Conn) -> None:
@@ -87,12 +92,20 @@ class Pool:
                     opts.conninfo, min_size=opts.pool_min, max_size=opts.pool_max,
                     kwargs={"autocommit": True,
                             "prepare_threshold": 5 if opts.prepare else None},
-                    check=check_idle, timeout=opts.pool_timeout, open=False,
+                    configure=self._configure, check=check_idle,
+                    timeout=opts.pool_timeout, open=False,
                     name="conveyor", reconnect_timeout=24 * 3600.0,
                 )
                 self._pool.open(wait=False)
                 self._pid = os.getpid()
             return self._pool
+
+    def _configure(self, conn: Conn) -> None:
+        if self.options.fast_acks:
+            # Claims, acks and lease renewals skip the WAL flush wait: a server crash may
+            # forget the last instant of them (a job then runs again, it is never lost).
+            # Writes that must survive a crash go through ``run_durable``.
+            conn.execute("SET synchronous_commit TO off")
 
     @contextmanager
     def connection(self) -> Iterator[Conn]:
@@ -115,6 +128,25 @@ class Pool:
                 raise
         with self.connection() as conn:
             return fn(conn)
+
+    def run_durable(self, statement: Callable[[Conn], psycopg.Cursor[Any]], *,
+                    retry: bool = True) -> psycopg.Cursor[Any]:
+        """``statement`` in a transaction that commits only once its WAL is flushed; BEGIN,
+        the setting, the statement and COMMIT travel in one pipelined round trip. Returns
+        the statement's cursor, its results complete."""
+        def durable(conn: Conn) -> psycopg.Cursor[Any]:
+            with conn.pipeline(), conn.transaction():
+                if self.options.fast_acks:
+                    conn.execute("SET LOCAL synchronous_commit TO on")
+                cursor = statement(conn)
+            return cursor
+
+        return self.run(durable, retry=retry)
+
+    def durable_setting(self, conn: Conn) -> None:
+        """Inside a caller's transaction: make its commit wait for the WAL flush."""
+        if self.options.fast_acks:
+            conn.execute("SET LOCAL synchronous_commit TO on")
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ _PREFIX = re.compile(r"^[A-Za-z0-9_]{0,24}$")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 #: options conveyor reads itself; never passed to the server
-OWN_OPTIONS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare")
+OWN_OPTIONS = ("schema", "pool_min", "pool_max", "pool_timeout", "prepare", "fast_acks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +27,7 @@ class PostgresOptions:
     pool_max: int
     pool_timeout: float
     prepare: bool
+    fast_acks: bool  # claims, acks and renewals commit without waiting for the WAL flush
 
     def lock_key(self, prefix: str, purpose: str) -> int:
         """A stable signed 64-bit advisory lock key for one schema + prefix + purpose."""
@@ -71,11 +72,14 @@ def parse_postgres_url(url: str, prefix: str) -> PostgresOptions:
             f"PostgreSQL URL {redact_url(url)!r}: schema={schema!r} is not valid: a letter or _ "
             "then up to 47 letters, digits or _"
         )
-    prepare_raw = own.get("prepare", "true").lower()
-    if prepare_raw not in _TRUE + _FALSE:
-        raise ConfigurationError(
-            f"PostgreSQL URL {redact_url(url)!r}: prepare={prepare_raw!r}: use true or false"
-        )
+    flags = {}
+    for key in ("prepare", "fast_acks"):
+        raw = own.get(key, "true").lower()
+        if raw not in _TRUE + _FALSE:
+            raise ConfigurationError(
+                f"PostgreSQL URL {redact_url(url)!r}: {key}={raw!r}: use true or false"
+            )
+        flags[key] = raw in _TRUE
     pool_min = int(_number(url, "pool_min", own.get("pool_min", "1"), int, 0))
     pool_max = int(_number(url, "pool_max", own.get("pool_max", "10"), int, 1))
     if pool_max < pool_min:
@@ -87,7 +91,7 @@ def parse_postgres_url(url: str, prefix: str) -> PostgresOptions:
     return PostgresOptions(
         conninfo=conninfo, schema=schema, pool_min=pool_min, pool_max=pool_max,
         pool_timeout=_number(url, "pool_timeout", own.get("pool_timeout", "10"), float, 0.1),
-        prepare=prepare_raw in _TRUE,
+        prepare=flags["prepare"], fast_acks=flags["fast_acks"],
     )
 
 
