@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
-import functools
 import inspect
 import json
 import types
@@ -24,7 +23,6 @@ from typing import Any
 from .errors import BadArguments, PayloadTooLarge, SerializationError
 
 TAG = "__cv__"
-_PLAIN_HINTS: frozenset[Any] = frozenset({int, float, str, bool, type(None), Any})
 FORMAT_VERSION = 1
 
 
@@ -207,34 +205,30 @@ def _coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
-@functools.lru_cache(maxsize=4096)
-def _signature_and_hints(
-    func: Callable[..., Any],
-) -> tuple[inspect.Signature, dict[str, Any]]:
-    """A job function's signature and the hints worth coercing by, computed once per function
-    (``get_type_hints`` re-evaluates string annotations on every call: a hot-path cost)."""
-    signature = inspect.signature(func)
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        hints = typing.get_type_hints(func)
-    except Exception:
-        hints = {}
-    hints.pop("return", None)
-    # plain JSON scalar types never need rebuilding
-    hints = {k: v for k, v in hints.items() if v not in _PLAIN_HINTS}
-    return signature, hints
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable annotations: bind untyped
+        return {}
 
 
 def bind_arguments(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    signature: inspect.Signature | None = None,
+    hints: dict[str, Any] | None = None,
 ) -> inspect.BoundArguments:
-    """Bind decoded arguments to ``func``, rebuilding typed values from its annotations."""
-    signature, hints = _signature_and_hints(func)
+    """Bind decoded arguments to ``func``, rebuilding typed values from its annotations.
+    Pass a cached ``signature`` and ``hints`` on hot paths."""
+    if signature is None:
+        signature = inspect.signature(func)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise BadArguments(f"arguments do not match {func.__qualname__}{signature}: {exc}") from exc
-    if not hints:
-        return bound
+    if hints is None:
+        hints = type_hints(func)
     for name, value in list(bound.arguments.items()):
         hint = hints.get(name, inspect.Parameter.empty)
         if hint is not inspect.Parameter.empty:

@@ -9,6 +9,7 @@ one event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -19,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
@@ -55,6 +57,20 @@ def resident_memory_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass(slots=True)
+class Outcomes:
+    """Finished attempts waiting to be written (with the next reserve, or on a flush)."""
+
+    completes: list[Lease] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def extend(self, other: Outcomes) -> None:
+        self.completes.extend(other.completes)
+        self.releases.extend(other.releases)
+        self.failures.extend(other.failures)
+
+
 class Worker:
     def __init__(self, app: Conveyor, options: WorkerOptions) -> None:
         self.app = app
@@ -65,6 +81,7 @@ class Worker:
         self.in_flight: dict[str, Execution] = {}
         self.watches: dict[str, Watch] = {}
         self.stopping = False
+        self.stopped_mono = 0.0
         self.stop_reason = ""
         self.exit_code = EXIT_OK
         self.processed = 0
@@ -79,16 +96,15 @@ class Worker:
         self._closing = threading.Event()
         self._restart_seen: float | None = None
         self._restart_checked = 0.0
-        self._rng = random.Random()
-        self._heartbeat_lock = threading.Lock()
-        self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
-        # completions not yet written: they go with the next reserve, in one transaction
-        # or round trip (jobs_complete_and_reserve), or are flushed before anything else
-        self._pending_completes: list[Lease] = []
         # set while the last reserve left slots free: only then is the waiter worth running
         # (a busy worker reserves again after every job anyway, and a 2 ms poll costs CPU)
         self._idle = threading.Event()
         self._idle.set()
+        self._rng = random.Random()
+        self._heartbeat_lock = threading.Lock()
+        self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self._old_handlers: dict[int, Any] = {}
+        self._pending = Outcomes()
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -118,6 +134,7 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
+            self.stopped_mono = time.monotonic()
             self.stop_reason = reason
             self.log.info("worker %s stopping: %s", self.opts.name, reason,
                           extra={"fields": {"event": "worker_stopping", "reason": reason}})
@@ -126,12 +143,15 @@ class Worker:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        self._old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM,
+                                                                     signal.SIGINT)}
 
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             if self.stopping and self.stop_reason.startswith("signal"):
                 self.log.warning("second %s: releasing running jobs and exiting now", name)
                 self._abandon(list(self.in_flight), "worker stopped by a second signal")
+                self._flush()
                 os._exit(EXIT_OK)
             self.request_stop(f"signal {name}")
 
@@ -139,7 +159,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
-        self._flush_completes()
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
         self._closing.set()
         self._idle.set()
         self._watchdog.stop()
@@ -164,23 +186,25 @@ class Worker:
         stop_deadline: float | None = None
         while True:
             if self.stopping:
-                self._flush_completes()
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
                 if not self.in_flight:
+                    self._flush()
                     return
                 if time.monotonic() >= stop_deadline:
+                    self._flush()
                     self.log.warning("grace period over: releasing %d running job(s)",
                                      len(self.in_flight))
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
                     os._exit(EXIT_OK)
             if self._stuck:
-                self._flush_completes()
                 self._handle_stuck()
                 return
             if fetch and not self.stopping:
-                got = self._fetch()
-                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                got = self._fetch()  # writes the pending outcomes in the same round trip
+                if got < 0:  # the store failed: not "empty"; try again after the wait
+                    got = 0
+                elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
                 if got:
@@ -194,10 +218,8 @@ class Worker:
             else:
                 timeout = 1.0
             events: list[tuple[Any, ...]] = []
-            try:
+            with contextlib.suppress(queue.Empty):
                 events.append(self.inbox.get(timeout=timeout))
-            except queue.Empty:
-                pass
             while True:
                 try:
                     events.append(self.inbox.get_nowait())
@@ -208,6 +230,8 @@ class Worker:
             if finished:
                 self._complete(finished)
                 self._after_jobs()
+                if self.stopping:
+                    self._flush()
             if not events and free > 0:
                 # poll backstop: back off towards --sleep while idle
                 idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
@@ -224,7 +248,7 @@ class Worker:
         return keyed
 
     def _fetch(self) -> int:
-        completes, self._pending_completes = self._pending_completes, []
+        """Write pending outcomes and reserve up to the free slots, in one store call."""
         free = self.opts.concurrency - len(self.in_flight)
         if self.opts.once and (self.processed or self.in_flight):
             free = 0
@@ -232,22 +256,21 @@ class Worker:
             free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
         if self.opts.once:
             free = min(free, 1)
-        if free <= 0:
-            self._write_outcomes(completes, [], [])
+        free = max(free, 0)
+        pending = self._pending
+        if free == 0:
+            self._flush()
             return 0
+        self._pending = Outcomes()
         try:
-            if completes:
-                _, reserved = self.backend.jobs_complete_and_reserve(
-                    completes, self._queue_order(), free, self.opts.defaults.lease,
-                    self.opts.name, self.app.clock())
-            else:
-                reserved = self.backend.jobs_reserve(self._queue_order(), free,
-                                                     self.opts.defaults.lease, self.opts.name,
-                                                     self.app.clock())
+            reserved = self.backend.jobs_ack_and_reserve(
+                pending.completes, pending.releases, pending.failures, self._queue_order(),
+                free, self.opts.defaults.lease, self.opts.name, self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
-            self._write_outcomes(completes, [], [])  # completions are never dropped
-            return 0
+            self._pending.extend(pending)
+            self._flush()
+            return -1
         if len(reserved) < free:
             self._idle.set()
         else:
@@ -292,10 +315,12 @@ class Worker:
             watch.finish()
             if watch.timed_out:
                 execution.timed_out = True
-                if not isinstance(execution.error, JobTimeout):
-                    execution.record_error(JobTimeout(
-                        f"job {execution.name} ran past its timeout of "
-                        f"{execution.policy.timeout:g}s"))
+                # keep the traceback of where the job was stopped, with a message saying why
+                stopped = JobTimeout(f"job {execution.name} ran past its timeout of "
+                                     f"{execution.policy.timeout:g}s")
+                if isinstance(execution.error, JobTimeout):
+                    stopped.__traceback__ = execution.error.__traceback__
+                execution.record_error(stopped)
         self.inbox.put(("done", execution))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
@@ -309,9 +334,10 @@ class Worker:
 
     # -- completion ---------------------------------------------------------------------------
     def _complete(self, executions: list[Execution]) -> None:
-        completes: list[Lease] = []
-        releases: list[Release] = []
-        failures: list[Failure] = []
+        """Decide each finished attempt; the store writes wait for the next round trip."""
+        completes = self._pending.completes
+        releases = self._pending.releases
+        failures = self._pending.failures
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -348,18 +374,13 @@ class Worker:
                                      queue=reserved.queue, attempt=reserved.attempts,
                                      runtime=execution.runtime, error=execution.error,
                                      delay=decision.delay)
-        self._pending_completes.extend(completes)
-        self._write_outcomes([], releases, failures)
 
-    def _flush_completes(self) -> None:
-        if self._pending_completes:
-            completes, self._pending_completes = self._pending_completes, []
-            self._write_outcomes(completes, [], [])
-
-    def _write_outcomes(self, completes: list[Lease], releases: list[Release],
-                        failures: list[Failure]) -> None:
+    def _flush(self) -> None:
+        """Write pending outcomes now, retrying while the store is unreachable."""
+        pending, self._pending = self._pending, Outcomes()
+        completes, releases, failures = pending.completes, pending.releases, pending.failures
         delay = 0.05
-        while True:
+        while completes or releases or failures:
             try:
                 if completes:
                     self.backend.jobs_complete(completes)
@@ -370,11 +391,16 @@ class Worker:
                 if failures:
                     self.backend.jobs_fail(failures)
                     failures = []
-                return
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
-                # keeps the job ours meanwhile; if it expires the job is simply run again)
+                # keeps the job ours meanwhile; if it expires the job is simply run again).
+                # A worker told to stop gives up after its grace period: at-least-once holds.
                 self._store_trouble("ack", exc)
+                if self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace:
+                    self.log.error("store unreachable while stopping: %d outcome(s) not "
+                                   "written; those jobs run again after their lease",
+                                   len(completes) + len(releases) + len(failures))
+                    return
                 time.sleep(delay)
                 delay = min(_STORE_RETRY_MAX, delay * 2)
 
@@ -422,6 +448,7 @@ class Worker:
                 continue
             if event[0] == "done" and event[1].reserved.id not in stuck:
                 self._complete([event[1]])
+        self._flush()
         self._abandon(list(self.in_flight), "", timed_out=stuck)
         self.exit_code = EXIT_STUCK
         self.log.error("worker %s exits with %d so that its supervisor starts a fresh one",
@@ -435,10 +462,6 @@ class Worker:
     def _abandon(self, job_ids: list[str], reason: str, timed_out: set[str] | None = None) -> None:
         """Give jobs back before the process exits under them: a timed-out one as a failed
         attempt (retry or fail by its policy), others released to run again now."""
-        try:
-            self._flush_completes()
-        except StoreError as exc:
-            self.log.error("could not record finished jobs (%s); they run again", exc)
         now = self.app.clock()
         releases: list[Release] = []
         failures: list[Failure] = []

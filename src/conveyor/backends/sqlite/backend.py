@@ -37,7 +37,9 @@ from ..migrations import load_migrations
 T = TypeVar("T")
 _SYNC_MODES = ("off", "normal", "full", "extra")
 _CHUNK = 500  # rows per statement; SQLite's variable limit is 32766 on modern builds
-_RESERVE_COLUMNS = "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+_RESERVE_COLUMNS = (
+    "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+)
 _POLL_INTERVAL = 0.002
 
 
@@ -76,18 +78,13 @@ class SQLiteBackend(Backend):
         try:
             self.busy_timeout_ms = int(options.get("busy_timeout", "10000"))
         except ValueError:
-            raise ConfigurationError("SQLite URL option busy_timeout must be milliseconds") from None
+            raise ConfigurationError(
+                "SQLite URL option busy_timeout must be a number of milliseconds") from None
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._migrated = False
         self._local = threading.local()
-        # one waiter connection per process, opened with the writer so that its baseline
-        # data_version predates any commit a waiting thread could otherwise miss
-        self._waiter: sqlite3.Connection | None = None
-        self._waiter_pid = 0
-        self._waiter_lock = threading.Lock()
-        self._baseline = 0
         p = table_prefix
         self.t_jobs, self.t_failed = f"{p}jobs", f"{p}failed_jobs"
         self.t_control, self.t_queues, self.t_workers = f"{p}control", f"{p}queue_control", \
@@ -122,7 +119,6 @@ class SQLiteBackend(Backend):
         if self._conn is None or self._pid != pid:
             self._conn = self._connect()
             self._pid = pid
-            self._waiter_connection()
             if not self._migrated:
                 self._migrate_locked(self._conn)
                 self._migrated = True
@@ -160,10 +156,10 @@ class SQLiteBackend(Backend):
             if self._conn is not None and self._pid == os.getpid():
                 self._conn.close()
             self._conn = None
-        with self._waiter_lock:
-            if self._waiter is not None and self._waiter_pid == os.getpid():
-                self._waiter.close()
-            self._waiter = None
+        waiter = getattr(self._local, "waiter", None)
+        if waiter is not None:
+            waiter.close()
+            self._local.waiter = None
 
     def ping(self) -> None:
         self._read(lambda c: c.execute("SELECT 1").fetchone())
@@ -223,10 +219,25 @@ class SQLiteBackend(Backend):
         if limit <= 0 or not queues:
             return []
         with self._write() as conn:
-            return self._reserve(conn, queues, limit, lease, worker, now)
+            return self._reserve_in(conn, queues, limit, lease, worker, now)
 
-    def _reserve(self, conn: sqlite3.Connection, queues: Sequence[str], limit: int,
-                 lease: float, worker: str, now: float) -> list[ReservedJob]:
+    def jobs_ack_and_reserve(
+        self, completes: Sequence[Lease], releases: Sequence[Release],
+        failures: Sequence[Failure], queues: Sequence[str], limit: int, lease: float,
+        worker: str, now: float,
+    ) -> list[ReservedJob]:
+        """One ``BEGIN IMMEDIATE`` transaction for the worker's whole round trip."""
+        with self._write() as conn:
+            self._complete_in(conn, completes)
+            self._release_in(conn, releases)
+            for item in failures:
+                self._move_to_failed(conn, item.id, item.token, item.exception, item.failed_at)
+            if limit <= 0 or not queues:
+                return []
+            return self._reserve_in(conn, queues, limit, lease, worker, now)
+
+    def _reserve_in(self, conn: sqlite3.Connection, queues: Sequence[str], limit: int,
+                    lease: float, worker: str, now: float) -> list[ReservedJob]:
         token = os.urandom(8).hex()
         expires = now + lease
         reserved: list[ReservedJob] = []
@@ -259,36 +270,30 @@ class SQLiteBackend(Backend):
         if not leases:
             return 0
         with self._write() as conn:
-            return self._complete(conn, leases)
+            return self._complete_in(conn, leases)
 
-    def _complete(self, conn: sqlite3.Connection, leases: Sequence[Lease]) -> int:
-        cur = conn.executemany(
+    def _complete_in(self, conn: sqlite3.Connection, leases: Sequence[Lease]) -> int:
+        if not leases:
+            return 0
+        return conn.executemany(
             f"DELETE FROM {self.t_jobs} WHERE id = ? AND token = ?",
             [(lease.id, lease.token) for lease in leases],
-        )
-        return cur.rowcount
-
-    def jobs_complete_and_reserve(
-        self, leases: Sequence[Lease], queues: Sequence[str], limit: int, lease: float,
-        worker: str, now: float,
-    ) -> tuple[int, list[ReservedJob]]:
-        """One write transaction instead of two per job on a busy worker."""
-        with self._write() as conn:
-            done = self._complete(conn, leases) if leases else 0
-            if limit <= 0 or not queues:
-                return done, []
-            return done, self._reserve(conn, queues, limit, lease, worker, now)
+        ).rowcount
 
     def jobs_release(self, items: Sequence[Release]) -> int:
         if not items:
             return 0
         with self._write() as conn:
-            cur = conn.executemany(
-                f"UPDATE {self.t_jobs} SET reserved_at = NULL, token = NULL, worker = NULL, "
-                "lease_expires_at = NULL, available_at = ? WHERE id = ? AND token = ?",
-                [(item.available_at, item.id, item.token) for item in items],
-            )
-            return cur.rowcount
+            return self._release_in(conn, items)
+
+    def _release_in(self, conn: sqlite3.Connection, items: Sequence[Release]) -> int:
+        if not items:
+            return 0
+        return conn.executemany(
+            f"UPDATE {self.t_jobs} SET reserved_at = NULL, token = NULL, worker = NULL, "
+            "lease_expires_at = NULL, available_at = ? WHERE id = ? AND token = ?",
+            [(item.available_at, item.id, item.token) for item in items],
+        ).rowcount
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
         if not items:
@@ -553,37 +558,24 @@ class SQLiteBackend(Backend):
                                 (older_than,)).rowcount
 
     # -- waiting -------------------------------------------------------------------------
-    def _waiter_connection(self) -> sqlite3.Connection:
-        with self._waiter_lock:
-            if self._waiter is None or self._waiter_pid != os.getpid():
-                self._waiter = self._connect()
-                self._waiter_pid = os.getpid()
-                self._baseline = self._waiter.execute("PRAGMA data_version").fetchone()[0]
-            return self._waiter
-
-    def _data_version(self, waiter: sqlite3.Connection) -> int:
-        with self._waiter_lock:
-            return int(waiter.execute("PRAGMA data_version").fetchone()[0])
-
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
-        """Poll ``PRAGMA data_version`` every 2 ms: cheap, and it moves on any commit by
-        another connection. Each waiting thread remembers the last version it saw."""
-        waiter = self._waiter_connection()
-        pid = os.getpid()
-        seen = getattr(self._local, "version", None)
-        if seen is None or getattr(self._local, "pid", None) != pid:
-            seen = self._baseline
+        """Poll ``PRAGMA data_version`` every 2 ms: cheap, and it moves on any commit."""
+        waiter: sqlite3.Connection | None = getattr(self._local, "waiter", None)
+        if waiter is None or getattr(self._local, "pid", None) != os.getpid():
+            waiter = self._connect()
+            self._local.waiter = waiter
+            self._local.pid = os.getpid()
+            self._local.version = waiter.execute("PRAGMA data_version").fetchone()[0]
+            # a commit made before this first look is invisible to data_version: report a
+            # wake-up so the caller reserves once instead of missing it until the timeout
+            return True
         deadline = time.monotonic() + timeout
-        try:
-            while True:
-                version = self._data_version(waiter)
-                if version != seen:
-                    seen = version
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                time.sleep(min(_POLL_INTERVAL, remaining))
-        finally:
-            self._local.version = seen
-            self._local.pid = pid
+        while True:
+            version = waiter.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._local.version:
+                self._local.version = version
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            time.sleep(min(_POLL_INTERVAL, remaining))
