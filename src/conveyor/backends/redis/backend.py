@@ -1,0 +1,207 @@
+"""Redis store: each state transition one Lua script (atomic), queues taken in strict
+order in one round trip, leases in a sorted set scored by expiry, and a blocking pop on a
+per-queue marker list to wake idle workers within milliseconds.
+
+The fencing token is ``<random hex>/<queue>``: transitions out of running arrive with
+only (id, token), and the token says which queue's keys (which Cluster slot) hold the job.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from ...errors import StoreError
+from ...records import Failure, Lease, NewJob, RecoveryResult, Release, ReservedJob
+from .admin import RedisAdmin
+
+_BLOCK_SLICE = 1.0
+_PIPELINE_CHUNKS = 8  # insert chunks per round trip: bounds client memory, keeps it busy
+
+
+def _queue_of(token: str) -> str | None:
+    _, slash, queue = token.partition("/")
+    return queue if slash and queue else None
+
+
+def _float(value: Any) -> float:
+    return float(value) if value not in (None, "") else 0.0
+
+
+def _tries(value: Any) -> int | None:
+    return int(value) if value not in (None, "") else None
+
+
+class RedisBackend(RedisAdmin):
+    # -- inserting --------------------------------------------------------------------
+    def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
+        if connection is not None:
+            raise StoreError("the Redis store cannot enqueue inside a caller's transaction")
+        if not records:
+            return
+        if len({r.id for r in records}) != len(records):
+            raise StoreError("jobs_insert: the same job id appears twice in one batch")
+        queues = list(dict.fromkeys(r.queue for r in records))
+        register = [("SADD", (self.keys.queues, *queues))]
+        window: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
+        for chunk in self._chunks(records):
+            window.extend(self._insert_calls(chunk))
+            if len(window) >= _PIPELINE_CHUNKS:
+                self.pipeline_scripts("insert", register, window)
+                register, window = [], []
+        if window or register:
+            self.pipeline_scripts("insert", register, window)
+
+    def _chunks(self, records: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]:
+        size = self.options.chunk
+        for start in range(0, len(records), size):
+            yield records[start:start + size]
+
+    def _insert_calls(self, chunk: Sequence[NewJob]
+                      ) -> list[tuple[str, Sequence[str], tuple[Any, ...]]]:
+        by_group: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
+        for group in self.groups([r.queue for r in chunk]):
+            index = {q: i + 1 for i, q in enumerate(group)}
+            args: list[Any] = [os.urandom(8).hex(), self.options.marker_cap]
+            for r in chunk:
+                qi = index.get(r.queue)
+                if qi is not None:
+                    args.extend((qi, r.id, r.available_at, r.name, r.payload, r.created_at,
+                                 "" if r.max_tries is None else r.max_tries, r.batch_id or ""))
+            by_group.append(("insert", group, tuple(args)))
+        return by_group
+
+    # -- reserving --------------------------------------------------------------------
+    def jobs_reserve(
+        self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
+    ) -> list[ReservedJob]:
+        if limit <= 0 or not queues:
+            return []
+        expires = now + lease
+        token = os.urandom(8).hex()
+        reserved: list[ReservedJob] = []
+        for group in self.groups(queues):  # one group (one round trip) on a single server
+            rows = self.run("reserve", "reserve", group, now, expires, token, worker,
+                            limit - len(reserved))
+            for i in range(0, len(rows), 9):
+                (qi, job_id, attempts, name, payload, max_tries, available_at, created_at,
+                 batch_id) = rows[i:i + 9]
+                queue = group[int(qi) - 1]
+                reserved.append(ReservedJob(
+                    id=job_id, queue=queue, name=name, payload=payload,
+                    attempts=int(attempts), max_tries=_tries(max_tries),
+                    token=f"{token}/{queue}", available_at=_float(available_at),
+                    created_at=_float(created_at), reserved_at=now,
+                    lease_expires_at=expires, batch_id=batch_id or None))
+            if len(reserved) >= limit:
+                break
+        return reserved
+
+    # -- transitions out of running (token-checked in the scripts) ----------------------
+    def _by_queue(self, items: Sequence[Any]) -> dict[str, list[Any]]:
+        grouped: dict[str, list[Any]] = defaultdict(list)
+        for item in items:
+            queue = _queue_of(item.token)
+            if queue is not None:  # a token we never issued cannot match anything
+                grouped[queue].append(item)
+        return grouped
+
+    def _transition(self, script: str, items: Sequence[Any], head: tuple[Any, ...],
+                    fields: Any) -> list[Any]:
+        grouped = self._by_queue(items)
+        results: list[Any] = []
+        for group in self.groups(list(grouped)):
+            args: list[Any] = list(head)
+            for qi, queue in enumerate(group, start=1):
+                for item in grouped[queue]:
+                    args.append(qi)
+                    args.extend(fields(item))
+            results.append(self.run(script, script, group, *args))
+        return results
+
+    def jobs_complete(self, leases: Sequence[Lease]) -> int:
+        results = self._transition("complete", leases, (), lambda x: (x.id, x.token))
+        return sum(int(n) for n in results)
+
+    def jobs_release(self, items: Sequence[Release]) -> int:
+        results = self._transition("release", items, (self.options.marker_cap,),
+                                   lambda x: (x.id, x.token, x.available_at))
+        return sum(int(n) for n in results)
+
+    def jobs_fail(self, items: Sequence[Failure]) -> int:
+        results = self._transition("fail", items, (self.display_url,),
+                                   lambda x: (x.id, x.token, x.exception, x.failed_at))
+        return sum(int(n) for n in results)
+
+    def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
+        results = self._transition("extend", leases, (now + lease,), lambda x: (x.id, x.token))
+        held = {job_id for ids in results for job_id in ids}
+        return [x.id for x in leases if x.id in held]
+
+    def jobs_recover_expired(
+        self, now: float, default_tries: int, limit: int = 1000
+    ) -> RecoveryResult:
+        result = RecoveryResult()
+        for group in self.groups(self.known_queues()):
+            left = limit - len(result.released) - len(result.failed)
+            if left <= 0:
+                break
+            released, failed = self.run("lease recovery", "recover", group, now,
+                                        default_tries, left, self.display_url,
+                                        self.options.marker_cap)
+            result.released.extend(released)
+            result.failed.extend(failed)
+        return result
+
+    def jobs_get(self, job_id: str) -> ReservedJob | None:
+        queues = self.known_queues()
+        fields = ("name", "payload", "attempts", "max_tries", "token", "available_at",
+                  "created_at", "reserved_at", "lease_expires_at", "batch_id")
+        with self._errors("jobs_get"):
+            pipe = self.client.pipeline(transaction=False)
+            for queue in queues:
+                pipe.hmget(self.keys.job(queue, job_id), fields)
+            rows = pipe.execute()
+        for queue, row in zip(queues, rows, strict=True):
+            if row[0] is None:
+                continue
+            (name, payload, attempts, max_tries, token, available_at, created_at, reserved_at,
+             lease_expires_at, batch_id) = row
+            return ReservedJob(
+                id=job_id, queue=queue, name=name, payload=payload or "",
+                attempts=int(attempts or 0), max_tries=_tries(max_tries), token=token or "",
+                available_at=_float(available_at), created_at=_float(created_at),
+                reserved_at=_float(reserved_at), lease_expires_at=_float(lease_expires_at),
+                batch_id=batch_id or None)
+        return None
+
+    # -- waiting ----------------------------------------------------------------------
+    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block on the queues' marker lists (pushed by inserts, releases, retries).
+
+        The wait is also cut short when a scheduled job of these queues falls due, so a
+        delayed job starts on time without polling.
+        """
+        if not queues:
+            time.sleep(timeout)
+            return False
+        now = time.time()
+        with self._errors("wait"):
+            pipe = self.client.pipeline(transaction=False)
+            for queue in queues:
+                pipe.zrangebyscore(self.keys.queue(queue, "wait"), f"({now!r}", "+inf",
+                                   start=0, num=1, withscores=True)
+            due = [float(rows[0][1]) for rows in pipe.execute() if rows]
+            wait = min([timeout, *(at - now for at in due)])
+            markers = [self.keys.queue(q, "marker") for q in queues]
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0.001:
+                    return bool(wait < timeout)  # a scheduled job fell due
+                # in slices of at most 1 s, well inside the socket timeout
+                if self.client.blpop(markers, timeout=min(left, _BLOCK_SLICE)) is not None:
+                    return True
