@@ -160,10 +160,11 @@ class Worker:
                 return
             if fetch and not self.stopping:
                 got = self._fetch()
+                # got < 0: the store failed, which says nothing about the queues being empty
                 if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
-                if got:
+                if got > 0:
                     idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
             # wait for something to happen
             free = opts.concurrency - len(self.in_flight)
@@ -219,7 +220,7 @@ class Worker:
                                                  self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
-            return 0
+            return -1
         for job in reserved:
             self._start(job)
         return len(reserved)
