@@ -50,3 +50,11 @@ def redis_prefix(tag: str = "t") -> Iterator[tuple[str, str]]:
 def redis_store(tmp_path: Path) -> Iterator[tuple[str, str]]:
     with redis_prefix("c") as (url, prefix):
         yield url, prefix
+
+
+@store("redis-single-slot")
+@contextmanager
+def redis_single_slot_store(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The same store making one script call per queue, as Redis Cluster requires."""
+    with redis_prefix("s") as (url, prefix):
+        yield f"{url}?single_slot=1", prefix

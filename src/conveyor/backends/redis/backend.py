@@ -19,6 +19,7 @@ from ...records import Failure, Lease, NewJob, RecoveryResult, Release, Reserved
 from .admin import RedisAdmin
 
 _BLOCK_SLICE = 1.0
+_SLOT_SLICE = 0.05  # single_slot mode: other queues' markers are looked at this often
 _PIPELINE_CHUNKS = 8  # insert chunks per round trip: bounds client memory, keeps it busy
 
 
@@ -202,6 +203,17 @@ class RedisBackend(RedisAdmin):
                 left = deadline - time.monotonic()
                 if left <= 0.001:
                     return bool(wait < timeout)  # a scheduled job fell due
-                # in slices of at most 1 s, well inside the socket timeout
-                if self.client.blpop(markers, timeout=min(left, _BLOCK_SLICE)) is not None:
+                if self._pop_marker(markers, left):
                     return True
+
+    def _pop_marker(self, markers: list[str], left: float) -> bool:
+        if not self.per_queue_calls or len(markers) == 1:
+            # in slices of at most 1 s, well inside the socket timeout
+            return self.client.blpop(markers, timeout=min(left, _BLOCK_SLICE)) is not None
+        # one slot per command: look at every marker, then block briefly on the first
+        pipe = self.client.pipeline(transaction=False)
+        for marker in markers[1:]:
+            pipe.lpop(marker)
+        if any(v is not None for v in pipe.execute()):
+            return True
+        return self.client.blpop(markers[:1], timeout=min(left, _SLOT_SLICE)) is not None

@@ -31,14 +31,13 @@ class RedisBase(Backend):
     schemes = ("redis", "rediss")
     capabilities = Capabilities(transactional_enqueue=False, native_notify=True,
                                 shared_across_hosts=True, persistent=True)
-    #: on Redis Cluster each script call must cover one queue (one slot); on one server a
-    #: call covers all the queues it is given (one round trip). See docs/redis.md.
-    per_queue_calls = False
-
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
         self.options = parse_redis_url(url, table_prefix)
         self.keys = Keys(self.options.prefix)
+        # on Redis Cluster each script call must cover one queue (one slot); on one server
+        # a call covers all the queues it is given (one round trip). See docs/redis.md.
+        self.per_queue_calls = self.options.single_slot
         self.client: redis.Redis = redis.Redis.from_url(
             self.options.client_url,
             decode_responses=True,

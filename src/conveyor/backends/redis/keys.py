@@ -16,7 +16,8 @@ from ..base import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_OUR_OPTIONS = ("prefix", "chunk", "marker_cap")
+_OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "single_slot")
+_TRUE = ("1", "true", "yes", "on")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,7 @@ class RedisOptions:
     prefix: str
     chunk: int = 1000  # jobs per insert script call (and per pipeline window entry)
     marker_cap: int = 16  # wake-up markers kept per queue
+    single_slot: bool = False  # each script call covers one queue (Cluster, proxies)
 
 
 def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
@@ -59,8 +61,10 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
                 f"Redis URL option {name}={raw!r} is not valid: expected an integer "
                 f"from {low} to 5000"
             )
+    single_slot = ours.get("single_slot", "").lower() in _TRUE
     client_url = urlunsplit(parts._replace(query=urlencode(theirs)))
-    return RedisOptions(client_url, prefix, numbers["chunk"], numbers["marker_cap"])
+    return RedisOptions(client_url, prefix, numbers["chunk"], numbers["marker_cap"],
+                        single_slot)
 
 
 class Keys:
