@@ -61,7 +61,7 @@ def test_a_failing_chunk_inserts_nothing_of_its_own(redis_backend: RedisBackend)
 
 def test_unreachable_server_is_a_clear_store_unavailable() -> None:
     backend = open_backend(f"redis://:secret@127.0.0.1:{free_port()}/0")
-    with pytest.raises(StoreUnavailable, match="unreachable.*redis-server is running") as info:
+    with pytest.raises(StoreUnavailable, match=r"unreachable.*redis-server is running") as info:
         backend.ping()
     assert "secret" not in str(info.value)
     backend.close()
