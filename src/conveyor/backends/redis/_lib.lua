@@ -17,11 +17,13 @@ local function jkey(q, id) return P .. ':{' .. q .. '}:job:' .. id end
 local function fkey(q, id) return P .. ':{' .. q .. '}:failed:' .. id end
 local function gkey(suffix) return P .. ':{#}:' .. suffix end
 
--- wake up to `count` blocked workers; the list is capped so unread markers stay few
-local function mark(q, count, cap)
+-- wake up to `count` blocked workers; the list is capped so unread markers stay few.
+-- A marker holds the earliest available_at it announces, so a waiter woken for a
+-- delayed job knows when to look again without asking.
+local function mark(q, count, cap, at)
   if count <= 0 then return end
   local m = qkey(q, 'marker')
-  for _ = 1, math.min(count, cap) do redis.call('LPUSH', m, '1') end
+  for _ = 1, math.min(count, cap) do redis.call('LPUSH', m, at) end
   redis.call('LTRIM', m, 0, cap - 1)
 end
 

@@ -98,7 +98,7 @@ class RedisAdmin(RedisBase):
             pipe.srem(self.keys.paused, queue)
             pipe.execute()
             # wake workers: jobs may have piled up while the queue was paused
-            self.client.lpush(self.keys.queue(queue, "marker"), "1")
+            self.client.lpush(self.keys.queue(queue, "marker"), "0")
             self.client.ltrim(self.keys.queue(queue, "marker"), 0,
                               self.options.marker_cap - 1)
 

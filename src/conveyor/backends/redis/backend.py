@@ -9,6 +9,7 @@ only (id, token), and the token says which queue's keys (which Cluster slot) hol
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -19,6 +20,7 @@ from ...records import Failure, Lease, NewJob, RecoveryResult, Release, Reserved
 from .admin import RedisAdmin
 
 _BLOCK_SLICE = 1.0
+_NEVER = float("inf")
 _SLOT_SLICE = 0.05  # single_slot mode: other queues' markers are looked at this often
 _PIPELINE_CHUNKS = 8  # insert chunks per round trip: bounds client memory, keeps it busy
 
@@ -37,6 +39,10 @@ def _tries(value: Any) -> int | None:
 
 
 class RedisBackend(RedisAdmin):
+    def __init__(self, url: str, *, table_prefix: str = "") -> None:
+        super().__init__(url, table_prefix=table_prefix)
+        self._local = threading.local()
+
     # -- inserting --------------------------------------------------------------------
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
         if connection is not None:
@@ -45,8 +51,14 @@ class RedisBackend(RedisAdmin):
             return
         if len({r.id for r in records}) != len(records):
             raise StoreError("jobs_insert: the same job id appears twice in one batch")
-        queues = list(dict.fromkeys(r.queue for r in records))
-        register = [("SADD", (self.keys.queues, *queues))]
+        if not self.per_queue_calls and len(records) <= self.options.chunk:
+            # the common case, a dispatch: one EVALSHA, one round trip
+            ((script, group, args),) = self._insert_calls(records)
+            self.run("insert", script, group, *args)
+            return
+        register: list[tuple[str, tuple[Any, ...]]] = []
+        if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
+            register = [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))]
         window: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
         for chunk in self._chunks(records):
             window.extend(self._insert_calls(chunk))
@@ -66,7 +78,8 @@ class RedisBackend(RedisAdmin):
         by_group: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
         for group in self.groups([r.queue for r in chunk]):
             index = {q: i + 1 for i, q in enumerate(group)}
-            args: list[Any] = [os.urandom(8).hex(), self.options.marker_cap]
+            args: list[Any] = [os.urandom(8).hex(), self.options.marker_cap,
+                               "0" if self.per_queue_calls else "1"]
             for r in chunk:
                 qi = index.get(r.queue)
                 if qi is not None:
@@ -183,37 +196,69 @@ class RedisBackend(RedisAdmin):
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
         """Block on the queues' marker lists (pushed by inserts, releases, retries).
 
-        The wait is also cut short when a scheduled job of these queues falls due, so a
-        delayed job starts on time without polling.
+        A marker carries the earliest ``available_at`` it announces, and an idle wait
+        looks up the next scheduled job once, so a delayed job starts on time without
+        polling; a wake-up costs no extra round trip.
         """
         if not queues:
             time.sleep(timeout)
             return False
-        now = time.time()
+        state = self._waiter_state()
+        markers = [self.keys.queue(q, "marker") for q in queues]
         with self._errors("wait"):
-            pipe = self.client.pipeline(transaction=False)
-            for queue in queues:
-                pipe.zrangebyscore(self.keys.queue(queue, "wait"), f"({now!r}", "+inf",
-                                   start=0, num=1, withscores=True)
-            due = [float(rows[0][1]) for rows in pipe.execute() if rows]
-            wait = min([timeout, *(at - now for at in due)])
-            markers = [self.keys.queue(q, "marker") for q in queues]
-            deadline = time.monotonic() + wait
+            if state.look:
+                state.next_due = min(state.next_due, self._next_scheduled(queues))
+                state.look = False
+            deadline = time.monotonic() + timeout
             while True:
-                left = deadline - time.monotonic()
+                now = time.time()
+                if state.next_due <= now + 0.001:
+                    state.next_due, state.look = _NEVER, True  # more may be scheduled
+                    return True
+                left = min(deadline - time.monotonic(), state.next_due - now)
                 if left <= 0.001:
-                    return bool(wait < timeout)  # a scheduled job fell due
-                if self._pop_marker(markers, left):
+                    state.look = True  # idle: look up scheduled jobs again next time
+                    return False
+                marker = self._pop_marker(markers, left)
+                if marker is not None:
+                    at = _float(marker)
+                    if at > now:  # a delayed job: this wake-up is early, remember when
+                        state.next_due = min(state.next_due, at)
                     return True
 
-    def _pop_marker(self, markers: list[str], left: float) -> bool:
+    def _waiter_state(self) -> _WaiterState:
+        state: _WaiterState | None = getattr(self._local, "waiter", None)
+        if state is None:
+            state = self._local.waiter = _WaiterState()
+        return state
+
+    def _next_scheduled(self, queues: Sequence[str]) -> float:
+        now = time.time()
+        pipe = self.client.pipeline(transaction=False)
+        for queue in queues:
+            pipe.zrangebyscore(self.keys.queue(queue, "wait"), f"({now!r}", "+inf",
+                               start=0, num=1, withscores=True)
+        return min([_NEVER, *(float(rows[0][1]) for rows in pipe.execute() if rows)])
+
+    def _pop_marker(self, markers: list[str], left: float) -> str | None:
         if not self.per_queue_calls or len(markers) == 1:
             # in slices of at most 1 s, well inside the socket timeout
-            return self.client.blpop(markers, timeout=min(left, _BLOCK_SLICE)) is not None
+            popped = self.client.blpop(markers, timeout=min(left, _BLOCK_SLICE))
+            return None if popped is None else str(popped[1])
         # one slot per command: look at every marker, then block briefly on the first
         pipe = self.client.pipeline(transaction=False)
         for marker in markers[1:]:
             pipe.lpop(marker)
-        if any(v is not None for v in pipe.execute()):
-            return True
-        return self.client.blpop(markers[:1], timeout=min(left, _SLOT_SLICE)) is not None
+        found = [str(v) for v in pipe.execute() if v is not None]
+        if found:
+            return min(found, key=_float)
+        popped = self.client.blpop(markers[:1], timeout=min(left, _SLOT_SLICE))
+        return None if popped is None else str(popped[1])
+
+
+class _WaiterState:
+    """Per waiting thread: when the next scheduled job falls due, and whether to look."""
+
+    def __init__(self) -> None:
+        self.next_due = _NEVER
+        self.look = True

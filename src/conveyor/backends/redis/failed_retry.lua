@@ -26,6 +26,6 @@ for qi = 1, NQ do
     redis.call('ZREM', failed, id)
     out[#out + 1] = id
   end
-  mark(q, #ids, cap)
+  mark(q, #ids, cap, now)
 end
 return out

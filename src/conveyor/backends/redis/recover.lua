@@ -36,6 +36,6 @@ for qi = 1, NQ do
     end
     left = left - 1
   end
-  mark(q, back, cap)
+  mark(q, back, cap, now)
 end
 return {released, failed}

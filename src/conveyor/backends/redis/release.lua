@@ -10,7 +10,7 @@ for b = A + 1, #ARGV, 4 do
     redis.call('HSET', k, 'available_at', at)
     redis.call('ZREM', qkey(q, 'run'), id)
     redis.call('ZADD', qkey(q, 'wait'), at, id)
-    mark(q, 1, cap)
+    mark(q, 1, cap, at)
     n = n + 1
   end
 end
