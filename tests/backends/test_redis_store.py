@@ -124,3 +124,26 @@ def test_store_risks_name_the_setting_to_change(tmp_path: Path) -> None:
         assert any("appendonly yes" in r for r in risks)
         client.close()
         backend.close()
+
+
+@pytest.mark.timeout(30)
+def test_single_slot_waiter_wakes_for_any_of_its_queues() -> None:
+    with redis_prefix("m") as (url, prefix):
+        backend = open_backend(f"{url}?single_slot=1", table_prefix=prefix)
+        other = open_backend(f"{url}?single_slot=1", table_prefix=prefix)
+        woken: list[bool] = []
+        ready = threading.Event()
+
+        def wait() -> None:
+            ready.set()
+            woken.append(backend.wait_for_jobs(["a", "b", "c"], 10.0))
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        ready.wait(5)
+        other.jobs_insert([new_job(1, "c")])
+        thread.join(15)
+        assert woken == [True]
+        assert [j.queue for j in backend.jobs_reserve(["a", "b", "c"], 5, 30, "w", 1.0)] == ["c"]
+        backend.close()
+        other.close()
