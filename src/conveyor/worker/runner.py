@@ -193,7 +193,7 @@ class Worker:
                 elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
-                if got:
+                if got > 0:
                     idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
             # wait for something to happen
             free = opts.concurrency - len(self.in_flight)
@@ -521,7 +521,8 @@ class Worker:
                 held = set(self.backend.jobs_extend_lease(
                     running, self.opts.defaults.lease, self.app.clock()))
                 for lease in running:
-                    if lease.id not in held:
+                    # a job that finished meanwhile was deleted by its ack: not lost
+                    if lease.id not in held and lease.id in self.in_flight:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
             self.backend.worker_heartbeat(self._info())
