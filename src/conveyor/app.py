@@ -57,6 +57,9 @@ class Conveyor:
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
         self._recorders: list[DispatchRecorder] = []
+        #: state owned by installed extensions (``conveyor.builtin``: mail, push, reports …),
+        #: keyed by the extension's name, so nothing lives at module level
+        self.extensions: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.display_url} jobs={len(self.registry)}>"
