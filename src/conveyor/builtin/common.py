@@ -3,11 +3,11 @@ and retry delays computed from the running job's attempt."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from ..context import current_job
-from ..errors import ConfigurationError, ConveyorError
+from ..errors import ConfigurationError, ConveyorError, Fail, Retry
 from ..retry import Backoff
 
 if TYPE_CHECKING:
@@ -22,6 +22,18 @@ def attempt() -> int:
         return current_job().attempt
     except ConveyorError:
         return 1
+
+
+def retry_later(reason: str, delay: float) -> NoReturn:
+    """Raise ``Retry(delay)``, or ``Fail`` on the last attempt so the failed record says
+    that the job gave up, not that it will retry."""
+    try:
+        ctx = current_job()
+    except ConveyorError:
+        ctx = None
+    if ctx is not None and ctx.is_last_attempt:
+        raise Fail(f"{reason} (gave up after {ctx.attempt} attempts)")
+    raise Retry(delay=delay, reason=reason)
 
 
 def progress(value: float, message: str = "") -> None:
@@ -47,12 +59,13 @@ def add_routes(app: Conveyor, job: str, queue: str, routes: Mapping[str, str]) -
         app.route(job, type=kind, queue=queue, priority=priority)
 
 
-def register(app: Conveyor, key: str, service: T) -> T:
+def register(app: Conveyor, key: str, build: Callable[[], T]) -> T:
+    """Build an extension's service once per app and keep it in ``app.extensions``."""
     if key in app.extensions:
         raise ConfigurationError(
             f"{key} is already installed on this app; install it once and keep the object "
             f"it returns (or get it back with app.extensions[{key!r}])")
-    app.extensions[key] = service
+    service = app.extensions[key] = build()
     return service
 
 

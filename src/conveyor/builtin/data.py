@@ -240,7 +240,7 @@ def rebuild(connect: Callable[[], Any], statements: Sequence[str],
 
 def install(app: Conveyor) -> DataService:
     """Register ``conveyor.process_data`` on ``app`` and return its service."""
-    return register(app, KEY, DataService(app))
+    return register(app, KEY, lambda: DataService(app))
 
 
 def service(app: Conveyor) -> DataService:

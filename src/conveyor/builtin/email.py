@@ -16,9 +16,9 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ..errors import Fail, Retry
+from ..errors import Fail
 from ..jobs import JobDefinition, PreparedJob
-from .common import add_routes, attempt, exponential_delay, installed, register
+from .common import add_routes, attempt, exponential_delay, installed, register, retry_later
 from .config import MailSettings, app_env
 from .mailable import Attachment, Mailable, MailError, Renderer, build_message, sender_address
 from .mailers import FileMailer, LogMailer, Mailer, SmtpMailer, classify_refused, make_mailer
@@ -79,8 +79,7 @@ class EmailService:
         except MailError as exc:
             if not exc.transient:
                 raise Fail(f"email ({type}) not sent, not retried: {exc}") from None
-            raise Retry(delay=self._delay(attempt()),
-                        reason=f"email ({type}) not sent, will retry: {exc}") from None
+            retry_later(f"email ({type}) not sent: {exc}", self._delay(attempt()))
         except (TypeError, ValueError) as exc:
             raise Fail(f"invalid mailable: {exc}") from None
         sent = [r for r in recipients if r not in refused]
@@ -124,7 +123,7 @@ def install(app: Conveyor, *, mailer: Mailer | str | None = None,
                                                        MAILERS))
         mailer = None
     chosen: Mailer = mailer if mailer is not None else make_mailer(settings)
-    email_service = register(app, KEY, EmailService(app, settings, chosen))
+    email_service = register(app, KEY, lambda: EmailService(app, settings, chosen))
     add_routes(app, JOB_NAME, "emails", {**settings.routes, **(routes or {})})
     return email_service
 

@@ -26,10 +26,18 @@ from typing import TYPE_CHECKING, Any
 import httpx
 
 from ..context import current_job
-from ..errors import ConveyorError, Fail, Retry
+from ..errors import ConveyorError, Fail
 from ..jobs import JobDefinition, PreparedJob
 from ..routing import split_queue, validate_priority
-from .common import add_routes, attempt, exponential_delay, installed, progress, register
+from .common import (
+    add_routes,
+    attempt,
+    exponential_delay,
+    installed,
+    progress,
+    register,
+    retry_later,
+)
 from .config import DEFAULT_FCM_TOKEN_URL, FcmSettings, app_env
 from .fcm_auth import AccessTokens, PushError
 
@@ -194,9 +202,8 @@ class NotificationService:
         except PushError as exc:
             if not exc.transient:
                 raise Fail(str(exc)) from None
-            raise Retry(delay=exponential_delay(self.settings.retry_base,
-                                                self.settings.retry_cap, attempt()),
-                        reason=str(exc)) from None
+            retry_later(str(exc), exponential_delay(self.settings.retry_base,
+                                                    self.settings.retry_cap, attempt()))
         outcomes = self._send_all(client, access, message, list(dict.fromkeys(tokens)))
         return self._conclude(notification, type, priority, round, outcomes)
 
@@ -298,7 +305,7 @@ def install(app: Conveyor, *, settings: FcmSettings | None = None,
         from dataclasses import replace
 
         settings = replace(settings, routes={**settings.routes, **routes})
-    push = register(app, KEY, NotificationService(app, settings))
+    push = register(app, KEY, lambda: NotificationService(app, settings))
     hooks = [on_invalid_tokens] if callable(on_invalid_tokens) else list(on_invalid_tokens)
     for hook in hooks:
         push.on_invalid_tokens(hook)

@@ -231,7 +231,8 @@ def install(app: Conveyor, *, directory: str | Path = "reports",
     """Register ``conveyor.generate_report``; files go to ``directory``. Reports up to
     ``attach_limit`` bytes are attached to the requester's email, larger ones linked
     (``link_base`` + file name, or the path)."""
-    return register(app, KEY, ReportService(app, Path(directory), attach_limit, link_base))
+    return register(app, KEY, lambda: ReportService(app, Path(directory), attach_limit,
+                                                        link_base))
 
 
 def service(app: Conveyor) -> ReportService:

@@ -173,3 +173,26 @@ def test_file_and_log_mailers(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
     mail.install(log_app, mailer="log").send(
         mail.Mailable(subject="Logged", to=["ann@example.com"], text="body"))
     assert "Subject: Logged" in caplog.text
+
+
+def test_transient_errors_give_up_after_tries(tmp_path: Path) -> None:
+    with smtp_server() as (handler, port):
+        app, service = make_app(tmp_path, port, tries=3)
+        handler.rcpt_script["ann@example.com"] = ["421 4.3.2 shutting down"] * 5
+        job_id = service.send(mail.Mailable(subject="Hi", to=["ann@example.com"], text="x"))
+        run_until_empty(app)
+    failed = app.backend.failed_get(job_id)
+    assert failed is not None and failed.attempts == 3
+    assert "421 4.3.2 shutting down" in failed.summary and "gave up after 3 attempts" in \
+        failed.summary
+    assert handler.messages == []
+
+
+def test_connection_refused_is_transient(tmp_path: Path) -> None:
+    from .smtp_server import free_port
+
+    app, service = make_app(tmp_path, free_port(), tries=2)
+    job_id = service.send(mail.Mailable(subject="Hi", to=["ann@example.com"], text="x"))
+    run_until_empty(app)
+    failed = app.backend.failed_get(job_id)
+    assert failed is not None and failed.attempts == 2 and "Connection" in failed.summary
