@@ -20,6 +20,7 @@ PASSWORD = "s3cr3t-Pa55word-do-not-log"
 
 
 def make_app(tmp_path: Path, port: int, **overrides: object) -> tuple[Conveyor, mail.EmailService]:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     app = Conveyor(f"sqlite:///{tmp_path / 'q.db'}")
     values: dict[str, object] = dict(mailer="smtp", host="127.0.0.1", port=port, timeout=5.0,
                                      from_address="shop@grofresh.test", retry_base=0.0)
@@ -148,7 +149,6 @@ def test_password_is_never_logged(tmp_path: Path, caplog: pytest.LogCaptureFixtu
         assert len(handler.messages) == 1
         bad_app, bad = make_app(tmp_path / "bad", port, username="shop",
                                 password=Secret(PASSWORD + "-wrong"))
-        (tmp_path / "bad").mkdir(exist_ok=True)
         job_id = bad.send(mail.Mailable(subject="Hi", to=["ann@example.com"], text="x"))
         run_until_empty(bad_app)
     failed = bad_app.backend.failed_get(job_id)
@@ -196,3 +196,32 @@ def test_connection_refused_is_transient(tmp_path: Path) -> None:
     run_until_empty(app)
     failed = app.backend.failed_get(job_id)
     assert failed is not None and failed.attempts == 2 and "Connection" in failed.summary
+
+
+def test_starttls_with_login(tmp_path: Path) -> None:
+    from .smtp_server import self_signed_context
+
+    context = self_signed_context(tmp_path)
+    with smtp_server(username="shop", password=PASSWORD, starttls=context) as (handler, port):
+        app, service = make_app(tmp_path, port, encryption="starttls", verify_peer=False,
+                                username="shop", password=Secret(PASSWORD))
+        service.send(mail.Mailable(subject="Over TLS", to=["ann@example.com"], text="x"))
+        run_until_empty(app)
+    assert len(handler.messages) == 1
+
+
+def test_implicit_tls_and_untrusted_certificate(tmp_path: Path) -> None:
+    from .smtp_server import self_signed_context
+
+    context = self_signed_context(tmp_path)
+    with smtp_server(implicit_tls=context) as (handler, port):
+        app, service = make_app(tmp_path, port, encryption="ssl", verify_peer=False)
+        service.send(mail.Mailable(subject="Over SSL", to=["ann@example.com"], text="x"))
+        run_until_empty(app)
+        assert len(handler.messages) == 1
+        strict_app, strict = make_app(tmp_path / "strict", port, encryption="ssl")
+        job_id = strict.send(mail.Mailable(subject="Hi", to=["ann@example.com"], text="x"))
+        run_until_empty(strict_app)
+    failed = strict_app.backend.failed_get(job_id)
+    assert failed is not None and failed.attempts == 1
+    assert "certificate not trusted" in failed.summary
