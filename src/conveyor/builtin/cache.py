@@ -92,3 +92,8 @@ def open_cache(url: str) -> SqliteCache | RedisCache:
     raise ConfigurationError(
         f"setting CONVEYOR_CACHE_URL={url!r} is not valid: expected redis://host:port/db "
         "or sqlite:///path/cache.db")
+
+
+def cache_url_from_env(env: Mapping[str, str], default_path: str | Path) -> str:
+    """``CONVEYOR_CACHE_URL`` when set (Redis or SQLite), else a SQLite file."""
+    return env.get("CONVEYOR_CACHE_URL") or f"sqlite:///{default_path}"

@@ -179,7 +179,9 @@ class NotificationService:
                 if not s.credentials or not s.project_id:
                     raise Fail("push notifications are not configured: set FCM_CREDENTIALS "
                                "(a service-account JSON file) and FCM_PROJECT_ID")
-                limits = httpx.Limits(max_connections=s.concurrency,
+                # each job sends over at most `concurrency` threads; several jobs of one
+                # worker share this client, so the process-wide cap is a few times that
+                limits = httpx.Limits(max_connections=4 * s.concurrency,
                                       max_keepalive_connections=s.concurrency)
                 self._client = httpx.Client(timeout=s.timeout, limits=limits)
                 token_url = (s.token_url or str(s.credentials.get("token_uri") or "")

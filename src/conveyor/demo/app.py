@@ -12,7 +12,7 @@ from typing import Any
 
 from ..app import Conveyor
 from ..builtin import data, email, notifications, reports
-from ..builtin.cache import Cache, open_cache
+from ..builtin.cache import Cache, cache_url_from_env, open_cache
 from ..builtin.config import FcmSettings, MailSettings
 from .store import connect
 
@@ -109,7 +109,7 @@ def build_app(directory: Path, env: Mapping[str, str], fcm_env: Mapping[str, str
     for name, (query, count) in REPORTS.items():
         demo.reports.register(name, reports.sql_report(demo.connect, query, count_query=count),
                               params=dict.fromkeys(("start_date", "end_date", "branch_id")))
-    cache_url = env.get("CONVEYOR_CACHE_URL") or f"sqlite:///{directory / 'cache.db'}"
+    cache_url = cache_url_from_env(env, directory / "cache.db")
 
     def cache() -> Cache:
         if not demo.caches:

@@ -255,6 +255,10 @@ def _message_problem(message: Any) -> str:
 def _handler_for(fcm: FcmServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # one write per answer, no Nagle: otherwise keep-alive requests stall on
+        # delayed ACKs (~40 ms each)
+        wbufsize = 64 * 1024
+        disable_nagle_algorithm = True
 
         def log_message(self, format: str, *args: Any) -> None:
             pass  # quiet: tests read fcm.received instead
