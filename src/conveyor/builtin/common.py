@@ -45,6 +45,14 @@ def progress(value: float, message: str = "") -> None:
     ctx.progress(value, message)
 
 
+def stopping() -> bool:
+    """True when the worker running this job asks it to wind down (shutdown, timeout)."""
+    try:
+        return current_job().stopping
+    except ConveyorError:
+        return False
+
+
 def exponential_delay(base: float, cap: float, n: int) -> float:
     """Seconds before try ``n + 1``: base, 2*base, 4*base … capped, with equal jitter."""
     if base <= 0:

@@ -172,6 +172,7 @@ class FcmSettings:
     chunk_size: int = 500
     timeout: float = 10.0
     rounds: int = 5  # sending rounds for tokens that keep failing transiently
+    time_budget: float = 0.0  # seconds one job sends before continuing; 0: half its timeout
     retry_base: float = 5.0
     retry_cap: float = 3600.0
     routes: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_NOTIFICATION_ROUTES))
@@ -192,6 +193,7 @@ class FcmSettings:
             chunk_size=int(get_number(env, "FCM_CHUNK_SIZE", 500, 1)),
             timeout=get_number(env, "FCM_TIMEOUT", 10.0, 0.1),
             rounds=int(get_number(env, "FCM_ROUNDS", 5, 1)),
+            time_budget=get_number(env, "FCM_TIME_BUDGET", 0.0),
             retry_base=get_number(env, "FCM_RETRY_BASE", 5.0),
             retry_cap=get_number(env, "FCM_RETRY_CAP", 3600.0),
             routes=routes,

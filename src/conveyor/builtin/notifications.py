@@ -37,6 +37,7 @@ from .common import (
     progress,
     register,
     retry_later,
+    stopping,
 )
 from .config import DEFAULT_FCM_TOKEN_URL, FcmSettings, app_env
 from .fcm_auth import AccessTokens, PushError
@@ -206,17 +207,30 @@ class NotificationService:
                 raise Fail(str(exc)) from None
             retry_later(str(exc), exponential_delay(self.settings.retry_base,
                                                     self.settings.retry_cap, attempt()))
-        outcomes = self._send_all(client, access, message, list(dict.fromkeys(tokens)))
-        return self._conclude(notification, type, priority, round, outcomes)
+        unique = list(dict.fromkeys(tokens))
+        outcomes = self._send_all(client, access, message, unique)
+        unsent = unique[len(outcomes):]
+        if unsent:
+            # out of time budget or the worker is stopping: hand the rest to a
+            # continuation rather than let a timeout re-run (and re-send) the whole job
+            log.info("push %s: %d token(s) continue in a follow-up job", type, len(unsent))
+            self._follow_up(notification, unsent, type, priority, round, 0.0)
+        result = self._conclude(notification, type, priority, round, outcomes)
+        result["continued"] = len(unsent)
+        return result
 
     def _send_all(self, client: httpx.Client, access: AccessTokens, message: dict[str, Any],
                   tokens: list[str]) -> list[Outcome]:
         s = self.settings
         url = f"{s.base_url}/v1/projects/{s.project_id}/messages:send"
         outcomes: list[Outcome] = []
+        budget = s.time_budget or 0.5 * (self.job.timeout or 60.0)
+        deadline = time.monotonic() + budget
         with ThreadPoolExecutor(max_workers=min(s.concurrency, max(1, len(tokens))),
                                 thread_name_prefix="conveyor-push") as pool:
             for start in range(0, len(tokens), s.chunk_size):
+                if outcomes and (time.monotonic() >= deadline or stopping()):
+                    break
                 chunk = tokens[start:start + s.chunk_size]
                 outcomes.extend(pool.map(
                     lambda token: self._send_one(client, access, url, message, token), chunk))
@@ -288,14 +302,19 @@ class NotificationService:
         waits = [o.retry_after for o in retry if o.retry_after is not None]
         delay = (max(waits) if waits else
                  exponential_delay(self.settings.retry_base, self.settings.retry_cap, round))
+        self._follow_up(notification, [o.token for o in retry], type, priority, round + 1,
+                        delay)
+
+    def _follow_up(self, notification: dict[str, Any], tokens: list[str], type: str,
+                   priority: str | None, round: int, delay: float) -> None:
+        """Dispatch the same notification for ``tokens`` only, on the current queue."""
         options: dict[str, Any] = {"delay": delay}
         try:
             queue_type, queue_priority = split_queue(current_job().queue)
             options.update(queue=queue_type, priority=queue_priority)
         except ConveyorError:
             pass  # called outside a worker: routing decides
-        self.job.options(**options).dispatch(notification, [o.token for o in retry], type,
-                                             priority, round + 1)
+        self.job.options(**options).dispatch(notification, tokens, type, priority, round)
 
 
 def install(app: Conveyor, *, settings: FcmSettings | None = None,

@@ -123,3 +123,15 @@ def test_invalid_payload_fails_at_dispatch_and_on_worker(tmp_path: Path, fcm: Fc
     failed = app.backend.failed_get(job_id)
     assert failed is not None and failed.attempts == 1 and "unknown keys" in failed.summary
     assert fcm.received == []
+
+
+def test_out_of_time_budget_continues_without_resending(tmp_path: Path, fcm: FcmServer) -> None:
+    app, push, _ = make(tmp_path, fcm, chunk_size=3, time_budget=1e-9)
+    runs: list[str] = []
+    app.on("job_succeeded", lambda **kw: runs.append(kw["queue"]))
+    tokens = [f"t{i}" for i in range(10)]
+    push.send({"title": "Hi"}, tokens, type="order_update")
+    run_until_empty(app)
+    assert runs == ["notifications_high"] * 4  # one chunk of 3 per job, then continued
+    assert {t: fcm.attempts(t) for t in tokens} == dict.fromkeys(tokens, 1)
+    assert app.backend.failed_list() == []
