@@ -264,6 +264,9 @@ class NotificationService:
                 or code in RETRYABLE_CODES):
             return Outcome(token, "retry", error,
                            retry_after_seconds(response.headers.get("Retry-After"), time.time()))
+        if response.status_code in (401, 403):
+            error += (" (check FCM_PROJECT_ID and that the service account may send "
+                      "Firebase Cloud Messaging)")
         return Outcome(token, "failed", error)
 
     def _conclude(self, notification: dict[str, Any], type: str, priority: str | None,

@@ -192,7 +192,9 @@ class FcmServer:
                 return _error(401, "UNAUTHENTICATED", "Request had invalid authentication "
                               "credentials.", "")
         if project != self.project_id:
-            return _error(403, "PERMISSION_DENIED", "SenderId mismatch", "SENDER_ID_MISMATCH")
+            # a wrong project is a configuration error, not a bad token
+            return _error(403, "PERMISSION_DENIED", "Permission 'cloudmessaging.messages."
+                          "create' denied on resource", "")
         message = body.get("message") if isinstance(body, dict) else None
         problem = _message_problem(message)
         if problem or not isinstance(message, dict):

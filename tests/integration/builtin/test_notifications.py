@@ -135,3 +135,27 @@ def test_out_of_time_budget_continues_without_resending(tmp_path: Path, fcm: Fcm
     assert runs == ["notifications_high"] * 4  # one chunk of 3 per job, then continued
     assert {t: fcm.attempts(t) for t in tokens} == dict.fromkeys(tokens, 1)
     assert app.backend.failed_list() == []
+
+
+def test_wrong_project_fails_the_job_and_removes_no_token(tmp_path: Path, fcm: FcmServer) -> None:
+    app, push, removed = make(tmp_path, fcm, project_id="someone-else")
+    job_id = push.send({"title": "Hi"}, ["a", "b"])
+    run_until_empty(app)
+    failed = app.backend.failed_get(job_id)
+    assert failed is not None and "403 PERMISSION_DENIED" in failed.summary
+    assert removed == []
+
+
+def test_retry_after_forms_and_priority_mapping() -> None:
+    import datetime as dt
+    from email.utils import format_datetime
+
+    now = 1_700_000_000.0
+    later = format_datetime(dt.datetime.fromtimestamp(now + 30, dt.UTC), usegmt=True)
+    assert notifications.retry_after_seconds("120", now) == 120.0
+    assert notifications.retry_after_seconds(later, now) == 30.0
+    assert notifications.retry_after_seconds("soon", now) is None
+    normal = notifications.build_message({"body": "x", "data": {"n": 1, "s": "t"}}, "normal")
+    assert normal == {"android": {"priority": "NORMAL"},
+                      "apns": {"headers": {"apns-priority": "5"}},
+                      "notification": {"body": "x"}, "data": {"n": "1", "s": "t"}}
