@@ -123,8 +123,10 @@ class Pool:
         try:
             with self.connection() as conn:
                 return fn(conn)
-        except StoreUnavailable:
-            if not retry:
+        except StoreUnavailable as exc:
+            # a broken pooled connection is worth one more go; a pool timeout (the server
+            # is down) is not: the caller would only wait twice as long
+            if not retry or isinstance(exc.__cause__, PoolTimeout):
                 raise
         with self.connection() as conn:
             return fn(conn)
