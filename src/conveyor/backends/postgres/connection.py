@@ -175,6 +175,7 @@ class Listener:
         self._checked = 0.0
 
     def _connect(self) -> None:
+        self._pid = os.getpid()
         try:
             conn = psycopg.connect(self.options.conninfo, autocommit=True,
                                    keepalives=1, keepalives_idle=10, keepalives_interval=5,
@@ -182,7 +183,7 @@ class Listener:
             conn.execute(f"LISTEN {self.channel}")
         except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
-        self._conn, self._pid, self._fresh = conn, os.getpid(), True
+        self._conn, self._fresh = conn, True
         self._checked = time.monotonic()
 
     def _drop(self) -> None:
@@ -192,8 +193,9 @@ class Listener:
         self._conn = None
 
     def ensure(self) -> None:
-        """Start listening now if not yet (never blocks behind a waiting thread)."""
-        if (self._conn is not None and self._pid == os.getpid()) or self._closed:
+        """Start listening now if never tried in this process (never blocks behind a
+        waiting thread; after a failure, reconnecting is the waiting thread's job)."""
+        if self._pid == os.getpid() or self._closed:
             return
         if self._lock.acquire(blocking=False):
             try:
