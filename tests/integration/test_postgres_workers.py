@@ -117,5 +117,6 @@ def test_idle_worker_picks_up_a_dispatch_within_a_second(pg: PgSetup, jobs: obje
         latencies.append(started - sent)
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, pg.logs()
+    print(f"pickup latencies (s): {[round(x, 4) for x in latencies]}")
     assert max(latencies) < 1.0, latencies
     assert statistics.median(latencies) < 0.25, latencies

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ...errors import StoreError
+from ...errors import ConfigurationError, StoreError
 from ...records import (
     FailedRecord,
     Failure,
@@ -103,7 +103,7 @@ class PostgresBackend(Backend):
         sql = self.sql["insert"]
         if connection is not None:
             # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
-            cursor = connection.cursor()
+            cursor = self._caller_cursor(connection)
             try:
                 cursor.execute(sql, params)
             except psycopg.Error as exc:
@@ -113,6 +113,22 @@ class PostgresBackend(Backend):
             return
         # never retried: a second try after an ambiguous failure could insert twice
         self.pool.run_durable(lambda c: c.execute(sql, params), retry=False)
+
+    @staticmethod
+    def _caller_cursor(connection: Any) -> Any:
+        """A cursor on the caller's connection, or a clear error for what cannot work."""
+        if isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "dispatch(connection=…) needs a synchronous connection: an AsyncConnection "
+                "cannot be driven from here (open a psycopg.Connection for the transaction)"
+            )
+        if not callable(getattr(connection, "cursor", None)):
+            raise ConfigurationError(
+                f"dispatch(connection=…) got {type(connection).__name__}, which has no "
+                "cursor(): pass a DB-API connection (psycopg or psycopg2, Django's "
+                "django.db.connection, or SQLAlchemy's session.connection().connection)"
+            )
+        return connection.cursor()
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
