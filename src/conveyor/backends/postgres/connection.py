@@ -78,6 +78,9 @@ class Pool:
         self._pid = 0
         self._lock = threading.Lock()
         self._closed = False
+        #: the server's synchronous_commit, which durable writes restore for their own
+        #: transaction; None (fast_acks off) leaves every commit at the server's level
+        self.durable_level: str | None = None
 
     def _get(self) -> ConnectionPool:
         pool = self._pool
@@ -104,7 +107,10 @@ class Pool:
         if self.options.fast_acks:
             # Claims, acks and lease renewals skip the WAL flush wait: a server crash may
             # forget the last instant of them (a job then runs again, it is never lost).
-            # Writes that must survive a crash go through ``run_durable``.
+            # Writes that must survive a crash restore the server's own level for their
+            # transaction (``durable_level``, ``run_durable``).
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+            self.durable_level = str(row[0]) if row else "on"
             conn.execute("SET synchronous_commit TO off")
 
     @contextmanager
@@ -138,8 +144,7 @@ class Pool:
         the statement's cursor, its results complete."""
         def durable(conn: Conn) -> psycopg.Cursor[Any]:
             with conn.pipeline(), conn.transaction():
-                if self.options.fast_acks:
-                    conn.execute("SET LOCAL synchronous_commit TO on")
+                self.durable_setting(conn)
                 cursor = statement(conn)
             return cursor
 
@@ -147,8 +152,9 @@ class Pool:
 
     def durable_setting(self, conn: Conn) -> None:
         """Inside a caller's transaction: make its commit wait for the WAL flush."""
-        if self.options.fast_acks:
-            conn.execute("SET LOCAL synchronous_commit TO on")
+        if self.durable_level is not None:
+            conn.execute("SELECT set_config('synchronous_commit', %s, true)",
+                         (self.durable_level,))
 
     def close(self) -> None:
         with self._lock:
