@@ -476,7 +476,8 @@ class Worker:
                 held = set(self.backend.jobs_extend_lease(
                     running, self.opts.defaults.lease, self.app.clock()))
                 for lease in running:
-                    if lease.id not in held:
+                    # a job that finished since the snapshot is gone, not lost
+                    if lease.id not in held and lease.id in self.in_flight:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
             self.backend.worker_heartbeat(self._info())
