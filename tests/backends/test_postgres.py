@@ -204,3 +204,24 @@ def test_fast_acks_off_leaves_every_commit_at_the_servers_level(url: str) -> Non
             assert conn.execute("SHOW synchronous_commit").fetchone() != ("off",)
     finally:
         backend.close()
+
+
+def test_claim_over_several_queues_reads_the_ready_index(url: str) -> None:
+    backend = open_backend(url)
+    try:
+        backend.migrate()
+        backend.jobs_insert([job(n, ("high", "normal", "low")[n % 3]) for n in range(3000)])
+        sql = backend.sql.reserve(3)  # type: ignore[attr-defined]
+        params: list[object] = []
+        for queue in ("high", "normal", "low"):
+            params += [queue, T0, queue, 8]
+        params += [8, T0, "token", "w", T0 + 30]
+        with backend.pool.connection() as conn:  # type: ignore[attr-defined]
+            conn.execute(f"ANALYZE {backend.t['jobs']}")  # type: ignore[attr-defined]
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
+        assert plan.count("Index Scan using jobs_ready_index") == 3, plan  # one per queue
+        assert "Index Scan using jobs_pkey on jobs j" in plan, plan  # the update by id
+        assert "Seq Scan" not in plan and "Sort" not in plan, plan
+        assert "LockRows" in plan and "Limit" in plan
+    finally:
+        backend.close()
