@@ -32,8 +32,11 @@ def is_disconnect(exc: psycopg.Error) -> bool:
 
 
 def _text(exc: BaseException) -> str:
-    """libpq's message on one line, without its closing full stop."""
-    return " ".join(str(exc).split()).rstrip(".")
+    """The server's message (without the statement excerpt) or libpq's, on one line,
+    ending as a sentence."""
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    text = " ".join((primary or str(exc)).split())
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 def translate(exc: BaseException, where: str) -> StoreError:
@@ -41,20 +44,19 @@ def translate(exc: BaseException, where: str) -> StoreError:
     if isinstance(exc, PoolTimeout):
         return StoreUnavailable(
             f"PostgreSQL store {where} is unreachable (no connection within the pool timeout): "
-            f"{_text(exc)}. Check that the server runs and the URL is right; raise pool_max or "
-            "pool_timeout in the URL if the pool is merely exhausted"
+            f"{_text(exc)} Check that the server runs and the URL is right"
         )
     if isinstance(exc, psycopg.Error) and is_disconnect(exc):
         return StoreUnavailable(
-            f"PostgreSQL store {where} is unreachable: {_text(exc)}. Check that the "
+            f"PostgreSQL store {where} is unreachable: {_text(exc)} Check that the "
             "server runs and accepts connections; workers retry on their own"
         )
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
         return StoreError(
-            f"PostgreSQL store {where}: {_text(exc)}. Create the tables with "
+            f"PostgreSQL store {where}: {_text(exc)} Create the tables with "
             "`conveyor migrate` (same URL and table prefix)"
         )
-    return StoreError(f"PostgreSQL store {where}: {_text(exc)}")
+    return StoreError(f"PostgreSQL store {where}: {_text(exc)[:-1]}")
 
 
 def check_idle(conn: Conn) -> None:
@@ -118,8 +120,23 @@ class Pool:
         try:
             with self._get().connection() as conn:
                 yield conn
-        except (psycopg.Error, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise self._diagnose(exc) from exc
+        except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
+
+    def _diagnose(self, exc: PoolTimeout) -> StoreError:
+        """The pool only says it timed out: one direct attempt tells a server that cannot
+        be reached (and why) from a pool that is merely exhausted."""
+        try:
+            psycopg.connect(self.options.conninfo).close()
+        except psycopg.Error as direct:
+            return translate(direct, self.where)
+        return StoreUnavailable(
+            f"PostgreSQL store {self.where}: every pooled connection stayed busy for "
+            f"pool_timeout={self.options.pool_timeout:g}s (pool_max="
+            f"{self.options.pool_max}); raise pool_max or pool_timeout in the URL"
+        )
 
     def run(self, fn: Callable[[Conn], T], *,
             retry: bool = True) -> T:
