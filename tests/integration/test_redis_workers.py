@@ -172,7 +172,7 @@ def test_strict_priority_across_queues_under_concurrent_dispatch(
     code, out = finish(start_worker(url, base_url(url), key, "--queue", queues,
                                     "--stop-when-empty"), 60)
     assert code == 0, out[-2000:]
-    order = client.lrange(f"{key}:order", 0, -1)
+    order = [str(x) for x in client.lrange(f"{key}:order", 0, -1)]
     assert len(order) == 180
     assert [_priority(x) for x in order] == sorted(_priority(x) for x in order)
 
@@ -188,7 +188,7 @@ def test_strict_priority_across_queues_under_concurrent_dispatch(
         t.join(60)
     code, out = finish(worker, 60)
     assert code == 0, out[-2000:]
-    order = client.lrange(f"{key}:order", 0, -1)
+    order = [str(x) for x in client.lrange(f"{key}:order", 0, -1)]
     started = [x for x in order if not x.startswith("D:")]
     assert len(started) == 150 + 45
     for position, entry in enumerate(order):
