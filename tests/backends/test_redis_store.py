@@ -147,3 +147,14 @@ def test_single_slot_waiter_wakes_for_any_of_its_queues() -> None:
         assert [j.queue for j in backend.jobs_reserve(["a", "b", "c"], 5, 30, "w", 1.0)] == ["c"]
         backend.close()
         other.close()
+
+
+def test_a_failure_text_that_is_not_valid_unicode_is_still_recorded(
+        redis_backend: RedisBackend) -> None:
+    from conveyor.records import Failure
+
+    redis_backend.jobs_insert([new_job(1, "q")])
+    (r,) = redis_backend.jobs_reserve(["q"], 1, 30, "w", 1.0)
+    assert redis_backend.jobs_fail([Failure(r.id, r.token, "OSError: name \udcff", 2.0)]) == 1
+    record = redis_backend.failed_get(r.id)
+    assert record is not None and record.exception == "OSError: name \\udcff"

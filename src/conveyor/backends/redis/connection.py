@@ -69,6 +69,11 @@ class RedisBase(Backend):
             raise StoreError(f"Redis store {self.display_url} refused {what}: {text}") from exc
         except RedisError as exc:
             raise StoreError(f"Redis store {self.display_url} failed {what}: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            raise StoreError(
+                f"Redis store {self.display_url} cannot store the data of {what}: it holds "
+                f"text that is not valid Unicode ({exc.reason}: {exc.object[exc.start:exc.end]!a})"
+            ) from exc
 
     def run(self, what: str, script: str, queues: Sequence[str], *args: Any) -> Any:
         with self._errors(what):
