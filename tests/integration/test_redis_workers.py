@@ -179,14 +179,16 @@ def test_strict_priority_across_queues_under_concurrent_dispatch(
     # 2. high jobs dispatched concurrently while low ones run overtake every waiting low
     client.delete(f"{key}:order")
     dispatch(9, "l", 150, 0.01)
-    worker = start_worker(url, base_url(url), key, "--queue", queues, "--stop-when-empty")
+    # not burst mode: the worker must still be there when the high jobs come
+    worker = start_worker(url, base_url(url), key, "--queue", queues)
     wait_until(lambda: client.llen(f"{key}:order") >= 10, 60, "low jobs to start")
     threads = [threading.Thread(target=dispatch, args=(t, "h", 15)) for t in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join(60)
-    code, out = finish(worker, 60)
+    wait_until(lambda: client.llen(f"{key}:order") >= 150 + 45 + 45, 60, "every job to start")
+    code, out = stop(worker)
     assert code == 0, out[-2000:]
     order = [str(x) for x in client.lrange(f"{key}:order", 0, -1)]
     started = [x for x in order if not x.startswith("D:")]
