@@ -158,3 +158,14 @@ def test_a_failure_text_that_is_not_valid_unicode_is_still_recorded(
     assert redis_backend.jobs_fail([Failure(r.id, r.token, "OSError: name \udcff", 2.0)]) == 1
     record = redis_backend.failed_get(r.id)
     assert record is not None and record.exception == "OSError: name \\udcff"
+
+
+def test_an_insert_resent_after_a_lost_reply_changes_nothing(
+        redis_backend: RedisBackend) -> None:
+    ((script, group, args),) = redis_backend._insert_calls([new_job(1, "q")])
+    redis_backend.run("insert", script, group, *args)
+    (r,) = redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0)
+    redis_backend.run("insert", script, group, *args)  # the client's retry, same nonce
+    assert redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0) == []
+    got = redis_backend.jobs_get(r.id)
+    assert got is not None and got.token == r.token and got.attempts == 1
