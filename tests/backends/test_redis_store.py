@@ -8,6 +8,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -169,3 +170,23 @@ def test_an_insert_resent_after_a_lost_reply_changes_nothing(
     assert redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0) == []
     got = redis_backend.jobs_get(r.id)
     assert got is not None and got.token == r.token and got.attempts == 1
+
+
+@pytest.mark.timeout(60)
+def test_on_redis_cluster_queues_spread_over_nodes_keep_strict_order() -> None:
+    from .store_redis import redis_cluster_store
+
+    with redis_cluster_store(Path(".")) as (url, prefix):
+        backend = open_backend(url, table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        queues = [f"q{i}" for i in range(6)]  # six hash tags: spread over the 3 primaries
+        cluster: Any = backend.client
+        assert len({cluster.keyslot(f"{{{q}}}") for q in queues}) == 6
+        backend.jobs_insert([new_job(i, q) for i, q in enumerate(reversed(queues))])
+        woken = backend.wait_for_jobs(queues, 5.0)
+        got = backend.jobs_reserve(queues, 4, 30, "w", 1.0)
+        assert woken and [j.queue for j in got] == queues[:4]
+        assert backend.jobs_complete([j.lease for j in got]) == 4
+        risks = backend.store_risks()  # every primary runs without persistence here
+        assert len([r for r in risks if "appendonly yes" in r]) == 3
+        backend.close()
