@@ -203,3 +203,28 @@ def test_strict_priority_across_queues_under_concurrent_dispatch(
         lows = [x for x in order[position + 1:start] if x.startswith("l")]
         # at most one low job, reserved just before the high one was stored
         assert len(lows) <= 1, (label, lows)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+def test_workers_on_redis_cluster_run_every_job_exactly_once(
+        shared: tuple[str, str, redis.Redis]) -> None:
+    from tests.backends.store_redis import redis_cluster_store
+
+    _, key, client = shared  # the ledger stays on the shared server
+    with redis_cluster_store(Path(".")) as (url, prefix):
+        url = f"{url}&prefix={prefix}"
+        ledger.app.use_store(url)
+        total = 900  # over three queues, so over three slots
+        ledger.app.dispatch_many([
+            ledger.record.options(priority=("high", "normal", "low")[n % 3]).prepare(n)
+            for n in range(total)])
+        queues = "default_high,default,default_low"
+        workers = [start_worker(url, base_url(shared[0]), key, "--queue", queues,
+                                "--stop-when-empty", "--concurrency", "4") for _ in range(2)]
+        for worker in workers:
+            code, out = finish(worker, 100)
+            assert code == 0, out[-2000:]
+        counted = runs(client, key)
+        assert sorted(counted) == list(range(total)) and set(counted.values()) == {1}
+        ledger.app.close()
