@@ -98,7 +98,9 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
         client = redis.Redis.from_url(server.url, decode_responses=True)
         first = 400
         dispatch_records(url, range(first), pause=0.02)
-        workers = [start_worker(url, server.url, key, "--concurrency", "4", "--lease", "20")
+        # a reserve whose reply the crash swallowed returns after its lease: keep it short,
+        # but longer than the outage so acks still land in time
+        workers = [start_worker(url, server.url, key, "--concurrency", "4", "--lease", "8")
                    for _ in range(2)]
         wait_until(lambda: client.hlen(f"{key}:runs") >= 50, 60, "50 jobs to run")
         # a dispatcher keeps going through the restart, retrying what the store refused
