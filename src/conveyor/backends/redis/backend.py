@@ -30,6 +30,12 @@ def _queue_of(token: str) -> str | None:
     return queue if slash and queue else None
 
 
+def _utf8(text: str) -> str:
+    """An exception text as storable UTF-8: a lone surrogate must not make a failure
+    impossible to record."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _float(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
 
@@ -147,7 +153,7 @@ class RedisBackend(RedisAdmin):
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
         results = self._transition("fail", items, (self.display_url,),
-                                   lambda x: (x.id, x.token, x.exception, x.failed_at))
+                                   lambda x: (x.id, x.token, _utf8(x.exception), x.failed_at))
         return sum(int(n) for n in results)
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
