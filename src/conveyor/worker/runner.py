@@ -67,6 +67,7 @@ class Worker:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self._stuck: list[str] = []
+        self._store_down = False
         self._closing = threading.Event()
         self._restart_seen: float | None = None
         self._restart_checked = 0.0
@@ -160,7 +161,9 @@ class Worker:
                 return
             if fetch and not self.stopping:
                 got = self._fetch()
-                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                # a store that cannot be reached is not an empty one: burst mode waits for it
+                if (got == 0 and not self.in_flight and not self._store_down
+                        and (opts.stop_when_empty or opts.once)):
                     self.request_stop("queues empty")
                     continue
                 if got:
@@ -218,10 +221,12 @@ class Worker:
                                                  self.opts.defaults.lease, self.opts.name,
                                                  self.app.clock())
         except StoreError as exc:
+            self._store_down = True
             self._store_trouble("reserve", exc)
             return 0
         for job in reserved:
             self._start(job)
+        self._store_down = False
         return len(reserved)
 
     def _start(self, reserved: ReservedJob) -> None:
