@@ -261,3 +261,18 @@ def test_many_threads_hammering_one_queue_see_no_errors(
         t.join(90)
     other.close()
     assert errors == [] and sorted(done) == sorted(new_job(n).id for n in range(400))
+
+
+def test_a_claim_whose_commit_reply_was_lost_is_taken_back(backend: MySQLBackend) -> None:
+    """The server died while COMMIT was in flight: the claim did commit, the worker never
+    heard. Its token is remembered and the next reserve returns those jobs at once."""
+    backend.jobs_insert([new_job(1), new_job(2)])
+    (first,) = backend.jobs_reserve(["default"], 1, 30, "w", T0)
+    backend._unknown_claims.append(first.token)  # as jobs_reserve does on CommitUnknown
+    backend._unknown_claims.append("never-committed")
+    got = backend.jobs_reserve(["default"], 5, 30, "w", T0 + 1)
+    assert [j.id for j in got] == [first.id, new_job(2).id]
+    assert got[0].token == first.token and got[0].attempts == 1
+    assert got[0].lease_expires_at == pytest.approx(T0 + 31)
+    assert backend._unknown_claims == []
+    assert backend.jobs_complete([j.lease for j in got]) == 2

@@ -26,7 +26,7 @@ from ..base import Backend, Capabilities
 from ..migrations import load_migrations
 from .admin import AdminMixin
 from .options import parse_mysql_url
-from .pool import Pool
+from .pool import CommitUnknown, Pool
 from .sql import chunks, expand, load_queries
 
 _MIGRATE_LOCK_SECONDS = 60
@@ -50,6 +50,9 @@ class MySQLBackend(AdminMixin, Backend):
         self.q = load_queries(self.qualified_prefix)
         self.connection_name = self.options.connection_name(url.split("://", 1)[0].lower())
         self._local = threading.local()
+        # tokens of claims whose COMMIT reply was lost (see _adopt)
+        self._unknown_claims: list[str] = []
+        self._unknown_lock = threading.Lock()
 
     @property
     def retries(self) -> dict[str, int]:
@@ -126,6 +129,10 @@ class MySQLBackend(AdminMixin, Backend):
     ) -> list[ReservedJob]:
         if limit <= 0 or not queues:
             return []
+        adopted = self._adopt(limit, lease, now) if self._unknown_claims else []
+        if len(adopted) >= limit:
+            return adopted
+        limit -= len(adopted)
         order = list(dict.fromkeys(queues))
         probe = expand(self.q["ready_queues"], queues=len(order))
         probe_args = [v for pos, queue in enumerate(order) for v in (pos, queue)]
@@ -137,7 +144,7 @@ class MySQLBackend(AdminMixin, Backend):
         # a lock-free look first: an idle worker costs one indexed read, no transaction
         ready = self.pool.run(find, what="reserve", transaction=False)
         if not ready:
-            return []
+            return adopted
         token = os.urandom(8).hex()
         expires = now + lease
 
@@ -153,10 +160,40 @@ class MySQLBackend(AdminMixin, Backend):
                             (now, token, worker, expires, *[row[0] for row in rows]))
             return rows
 
-        rows = self.pool.run(claim, what="reserve")
-        return [ReservedJob(id=r[1], queue=r[2], name=r[3], payload=r[4], attempts=int(r[5]) + 1,
-                            max_tries=r[6], token=token, available_at=r[7], created_at=r[8],
-                            reserved_at=now, lease_expires_at=expires, batch_id=r[9])
+        try:
+            rows = self.pool.run(claim, what="reserve", idempotent=False)
+        except CommitUnknown:
+            with self._unknown_lock:
+                self._unknown_claims.append(token)
+            raise
+        return adopted + [
+            ReservedJob(id=r[1], queue=r[2], name=r[3], payload=r[4], attempts=int(r[5]) + 1,
+                        max_tries=r[6], token=token, available_at=r[7], created_at=r[8],
+                        reserved_at=now, lease_expires_at=expires, batch_id=r[9])
+            for r in rows]
+
+    def _adopt(self, limit: int, lease: float, now: float) -> list[ReservedJob]:
+        """Take back the jobs of claims whose COMMIT reply was lost (the server went away
+        mid-commit): if the claim did commit, its token marks rows nobody else may take,
+        which would otherwise wait a whole lease before anyone ran them."""
+        with self._unknown_lock:
+            tokens = list(self._unknown_claims)
+
+        def work(cur: Cursor) -> list[tuple[Any, ...]]:
+            cur.execute(expand(self.q["claimed_by_tokens"], ids=len(tokens)), (*tokens, limit))
+            rows = list(cur.fetchall())
+            if rows:
+                cur.execute(expand(self.q["jobs_extend"], ids=len(rows)),
+                            (now + lease, *[row[0] for row in rows]))
+            return rows
+
+        rows = self.pool.run(work, what="reserve")
+        if len(rows) < limit:  # every row of these tokens is taken back: forget them
+            with self._unknown_lock:
+                self._unknown_claims = [t for t in self._unknown_claims if t not in tokens]
+        return [ReservedJob(id=r[1], queue=r[2], name=r[3], payload=r[4], attempts=int(r[5]),
+                            max_tries=r[6], token=r[10], available_at=r[7], created_at=r[8],
+                            reserved_at=r[11], lease_expires_at=now + lease, batch_id=r[9])
                 for r in rows]
 
     @staticmethod

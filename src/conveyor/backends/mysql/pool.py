@@ -47,6 +47,10 @@ def link_lost(exc: BaseException) -> bool:
     return isinstance(exc, pymysql.err.OperationalError) and error_code(exc) in _LINK_LOST
 
 
+class CommitUnknown(StoreUnavailable):
+    """The link broke while COMMIT was in flight: the work may or may not have been saved."""
+
+
 class Pool:
     """Idle connections of this process, handed to one thread at a time."""
 
@@ -162,7 +166,7 @@ class Pool:
                     self.discard(conn)
                     self.drop_idle()
                     if committing and not idempotent:
-                        raise StoreUnavailable(
+                        raise CommitUnknown(
                             f"MySQL store {self.options.where}: the connection broke while "
                             f"committing {what}; it may or may not have been saved ({exc})"
                         ) from exc

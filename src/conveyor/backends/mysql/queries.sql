@@ -35,6 +35,13 @@ WHERE queue = %s AND reserved_at IS NULL AND available_at <= %s
 ORDER BY available_at, id LIMIT %s
 FOR UPDATE SKIP LOCKED
 
+-- name: claimed_by_tokens
+-- a claim whose COMMIT reply was lost: the rows its token holds, if it did commit
+SELECT id, uuid, queue, name, payload, attempts, max_tries, available_at, created_at,
+    batch_id, token, reserved_at
+FROM {p}jobs WHERE token IN ({in}) ORDER BY reserved_at, id LIMIT %s
+FOR UPDATE
+
 -- name: claim_update
 UPDATE {p}jobs SET reserved_at = %s, attempts = attempts + 1, token = %s, worker = %s,
     lease_expires_at = %s
