@@ -266,13 +266,16 @@ def test_many_threads_hammering_one_queue_see_no_errors(
 def test_a_claim_whose_commit_reply_was_lost_is_taken_back(backend: MySQLBackend) -> None:
     """The server died while COMMIT was in flight: the claim did commit, the worker never
     heard. Its token is remembered and the next reserve returns those jobs at once."""
-    backend.jobs_insert([new_job(1), new_job(2)])
-    (first,) = backend.jobs_reserve(["default"], 1, 30, "w", T0)
-    backend._unknown_claims.append(first.token)  # as jobs_reserve does on CommitUnknown
+    backend.jobs_insert([new_job(n) for n in range(1, 5)])
+    lost = backend.jobs_reserve(["default"], 3, 30, "w", T0)
+    backend._unknown_claims.append(lost[0].token)  # as jobs_reserve does on CommitUnknown
     backend._unknown_claims.append("never-committed")
-    got = backend.jobs_reserve(["default"], 5, 30, "w", T0 + 1)
-    assert [j.id for j in got] == [first.id, new_job(2).id]
-    assert got[0].token == first.token and got[0].attempts == 1
-    assert got[0].lease_expires_at == pytest.approx(T0 + 31)
+    first = backend.jobs_reserve(["default"], 2, 30, "w", T0 + 1)
+    assert [j.id for j in first] == [j.id for j in lost[:2]]
+    assert first[0].attempts == 1 and first[0].lease_expires_at == pytest.approx(T0 + 31)
+    assert len(backend._unknown_claims) == 2  # one of the lost three is still to take back
+    rest = backend.jobs_reserve(["default"], 5, 30, "w", T0 + 2)
+    assert [j.id for j in rest] == [lost[2].id, new_job(4).id]
     assert backend._unknown_claims == []
-    assert backend.jobs_complete([j.lease for j in got]) == 2
+    assert backend.jobs_complete([j.lease for j in lost]) == 0  # the old token is dead
+    assert backend.jobs_complete([j.lease for j in first + rest]) == 4

@@ -178,13 +178,15 @@ class MySQLBackend(AdminMixin, Backend):
         which would otherwise wait a whole lease before anyone ran them."""
         with self._unknown_lock:
             tokens = list(self._unknown_claims)
+        # taken-back rows get a token of their own, so the old one marks only what is left
+        token = os.urandom(8).hex()
 
         def work(cur: Cursor) -> list[tuple[Any, ...]]:
             cur.execute(expand(self.q["claimed_by_tokens"], ids=len(tokens)), (*tokens, limit))
             rows = list(cur.fetchall())
             if rows:
-                cur.execute(expand(self.q["jobs_extend"], ids=len(rows)),
-                            (now + lease, *[row[0] for row in rows]))
+                cur.execute(expand(self.q["jobs_retoken"], ids=len(rows)),
+                            (token, now + lease, *[row[0] for row in rows]))
             return rows
 
         rows = self.pool.run(work, what="reserve")
@@ -192,7 +194,7 @@ class MySQLBackend(AdminMixin, Backend):
             with self._unknown_lock:
                 self._unknown_claims = [t for t in self._unknown_claims if t not in tokens]
         return [ReservedJob(id=r[1], queue=r[2], name=r[3], payload=r[4], attempts=int(r[5]),
-                            max_tries=r[6], token=r[10], available_at=r[7], created_at=r[8],
+                            max_tries=r[6], token=token, available_at=r[7], created_at=r[8],
                             reserved_at=r[11], lease_expires_at=now + lease, batch_id=r[9])
                 for r in rows]
 

@@ -42,6 +42,9 @@ SELECT id, uuid, queue, name, payload, attempts, max_tries, available_at, create
 FROM {p}jobs WHERE token IN ({in}) ORDER BY reserved_at, id LIMIT %s
 FOR UPDATE
 
+-- name: jobs_retoken
+UPDATE {p}jobs SET token = %s, lease_expires_at = %s WHERE id IN ({in})
+
 -- name: claim_update
 UPDATE {p}jobs SET reserved_at = %s, attempts = attempts + 1, token = %s, worker = %s,
     lease_expires_at = %s
