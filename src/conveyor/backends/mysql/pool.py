@@ -42,8 +42,8 @@ def error_code(exc: BaseException) -> int:
 def link_lost(exc: BaseException) -> bool:
     if isinstance(exc, pymysql.err.InterfaceError):
         return True  # PyMySQL's "(0, '')": the socket is already closed
-    if isinstance(exc, (ConnectionError, TimeoutError)):
-        return True
+    if isinstance(exc, (OSError, RuntimeError)):
+        return True  # socket errors PyMySQL did not wrap, a garbled packet
     return isinstance(exc, pymysql.err.OperationalError) and error_code(exc) in _LINK_LOST
 
 
@@ -147,7 +147,7 @@ class Pool:
                 if transaction:
                     committing = True
                     conn.commit()
-            except pymysql.err.MySQLError as exc:
+            except (pymysql.err.MySQLError, OSError, RuntimeError) as exc:
                 code = error_code(exc)
                 if code in _CONTENTION:
                     self._rollback(conn)
@@ -162,30 +162,20 @@ class Pool:
                     log.debug("%s: %s, retry %d", what, exc.args[-1], contention)
                     time.sleep(random.uniform(0, 0.002 * contention))
                     continue
-                if link_lost(exc):
-                    self.discard(conn)
-                    self.drop_idle()
-                    if committing and not idempotent:
-                        raise CommitUnknown(
-                            f"MySQL store {self.options.where}: the connection broke while "
-                            f"committing {what}; it may or may not have been saved ({exc})"
-                        ) from exc
-                    if not reconnected:
-                        reconnected = True
-                        self.retries["reconnect"] += 1
-                        continue
+                if not link_lost(exc):
+                    self._rollback(conn)
                     raise self.translate(exc, what) from exc
-                self._rollback(conn)
-                raise self.translate(exc, what) from exc
-            except (OSError, RuntimeError) as exc:  # socket errors PyMySQL did not wrap
                 self.discard(conn)
                 self.drop_idle()
-                if not reconnected and not (committing and not idempotent):
-                    reconnected = True
-                    self.retries["reconnect"] += 1
-                    continue
-                raise StoreUnavailable(
-                    f"MySQL store {self.options.where}: {what} failed: {exc}") from exc
+                if committing and not idempotent:
+                    raise CommitUnknown(
+                        f"MySQL store {self.options.where}: the connection broke while "
+                        f"committing {what}; it may or may not have been saved ({exc})"
+                    ) from exc
+                if reconnected:
+                    raise self.translate(exc, what) from exc
+                reconnected = True
+                self.retries["reconnect"] += 1
             except BaseException:
                 self._rollback(conn)
                 raise
