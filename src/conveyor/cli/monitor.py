@@ -6,7 +6,7 @@ import json
 import signal
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import click
 from rich.console import Group, RenderableType
@@ -203,26 +203,33 @@ def monitor(ctx: CliContext, show_stats: bool, since: str | None, show_failed: b
         return
     if queue:
         validate_queue(queue)
+    view = _choose_view(ctx, show_stats, since, show_failed, queue, limit, show_workers)
+    if live:
+        watch(view.build, view.render, as_json, interval)
+    elif as_json:
+        echo_json(view.build())
+    else:
+        console().print(view.render(view.build()))
+
+
+class View(NamedTuple):
     build: Callable[[], Any]
     render: Callable[[Any], RenderableType]
+
+
+def _choose_view(ctx: CliContext, show_stats: bool, since: str | None, show_failed: bool,
+                 queue: str | None, limit: int, show_workers: bool) -> View:
+    app = ctx.app
     if show_stats:
         window = parse_duration(since or "1h", "--since")
-        build, render = (lambda: views.statistics(app, window)), render_stats
-    elif show_failed:
-        build = lambda: [views.failed_row(r)  # noqa: E731
-                         for r in app.backend.failed_list(queue=queue, limit=limit)]
-        render = render_failed
-    elif show_workers:
-        build, render = (lambda: views.workers(app)), render_workers
-    else:
-        window = parse_duration(since or "5m", "--since")
-        build, render = (lambda: views.overview(app, window)), render_overview
-    if live:
-        watch(build, render, as_json, interval)
-    elif as_json:
-        echo_json(build())
-    else:
-        console().print(render(build()))
-
+        return View(lambda: views.statistics(app, window), render_stats)
+    if show_failed:
+        return View(lambda: [views.failed_row(r)
+                             for r in app.backend.failed_list(queue=queue, limit=limit)],
+                    render_failed)
+    if show_workers:
+        return View(lambda: views.workers(app), render_workers)
+    window = parse_duration(since or "5m", "--since")
+    return View(lambda: views.overview(app, window), render_overview)
 
 COMMANDS = [monitor]

@@ -4,6 +4,7 @@ comes through the store protocol, so every store shows the same thing."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +65,8 @@ def statistics(app: Conveyor, since: float) -> dict[str, Any]:
         "now": now,
         "since": since,
         "total": total.to_dict(since),
-        "queues": [{"queue": q} | queues[q].to_dict(since) for q in sorted(queues, key=queue_order)],
+        "queues": [{"queue": q} | queues[q].to_dict(since)
+                   for q in sorted(queues, key=queue_order)],
         "jobs": [{"queue": q, "name": n} | jobs[(q, n)].to_dict(since)
                  for q, n in sorted(jobs, key=lambda k: (queue_order(k[0]), k[1]))],
     }
@@ -108,8 +110,6 @@ def failed_row(record: FailedRecord) -> dict[str, Any]:
 def failed_detail(record: FailedRecord) -> dict[str, Any]:
     """The whole record, with the payload decoded when it is JSON."""
     data = record.to_dict() | {"summary": record.summary}
-    try:
+    with contextlib.suppress(ValueError):  # otherwise shown as stored
         data["payload"] = json.loads(record.payload)
-    except ValueError:
-        pass  # shown as stored
     return data
