@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from conveyor import Conveyor, JobContext
+from conveyor import Conveyor, current_job
 from conveyor.monitoring import views
 from conveyor.monitoring.metrics import minute_of
 from conveyor.records import MetricSample
@@ -60,9 +60,9 @@ def test_events_and_metrics_of_every_outcome(app: Conveyor, clock: Clock) -> Non
     def boom() -> None:
         raise ValueError("card declined")
 
-    @app.job(name="flaky", tries=2, context=True)
-    def flaky(ctx: JobContext) -> None:
-        if ctx.attempt == 1:
+    @app.job(name="flaky", tries=2)
+    def flaky() -> None:
+        if current_job().attempt == 1:
             raise ValueError("first try")
 
     @app.job(name="sleepy", tries=1, timeout=0.2)
