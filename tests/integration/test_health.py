@@ -21,11 +21,6 @@ from .monitoring_store import Clock, populate, run_cli
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def app(sqlite_url: str, clock: Clock) -> Iterator[Conveyor]:
     with Conveyor(sqlite_url, clock=clock) as app:
         populate(app)

@@ -34,11 +34,6 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def exporter(sqlite_url: str, clock: Clock) -> Iterator[tuple[Conveyor, str]]:
     with Conveyor(sqlite_url, clock=clock) as app:
         populate(app)

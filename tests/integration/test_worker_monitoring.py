@@ -25,11 +25,6 @@ from .monitoring_store import MINUTE, NOW, Clock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def app(sqlite_url: str, clock: Clock) -> Iterator[Conveyor]:
     with Conveyor(sqlite_url, clock=clock) as app:
         yield app
