@@ -4,9 +4,10 @@ protocol), served by ``conveyor metrics --port 9108`` or mounted as a WSGI/ASGI 
     from conveyor.monitoring.prometheus import make_wsgi_app
     metrics_app = make_wsgi_app(app)
 
-Counters are totals of the per-minute samples the store keeps. Minutes older than two
-minutes are final, so the collector folds them into running totals once and reads only
-the recent minutes afterwards: the counters never go back when old samples are pruned.
+Counters are totals of the per-minute samples since the exporter started (and the hour
+before, so a fresh exporter has something to show). Minutes older than two minutes are
+final, so the collector folds them into running totals once and reads only the recent
+minutes afterwards: the counters never go back when old samples are pruned.
 """
 
 from __future__ import annotations
@@ -44,15 +45,16 @@ if TYPE_CHECKING:
     from ..app import Conveyor
 
 _SETTLED = 120.0  # rows of minutes this far back are final (workers flush every few seconds)
+HISTORY = 3600.0  # seconds of stored samples a new exporter starts its counters from
 _STATES = ("waiting", "scheduled", "running", "failed")
 
 
 class _Totals:
     """Running totals per (queue, job) that survive pruning of old samples."""
 
-    def __init__(self) -> None:
+    def __init__(self, start: float) -> None:
         self.base: dict[tuple[str, str], Summary] = {}
-        self.mark = 0.0  # minutes before this are folded into ``base``
+        self.mark = start  # minutes before this are folded into ``base``
         self.lock = threading.Lock()
 
     def read(self, rows_since: Callable[[float], list[MetricSample]],
@@ -81,9 +83,11 @@ def _copy(summary: Summary) -> Summary:
 
 
 class ConveyorCollector(Collector):
-    def __init__(self, app: Conveyor) -> None:
+    def __init__(self, app: Conveyor, history: float = HISTORY) -> None:
         self.app = app
-        self.totals = _Totals()
+        # reading a whole retention window on the first scrape could outlast the scrape
+        # timeout on a busy store; counters only need a start, rate() does the rest
+        self.totals = _Totals(minute_of(app.clock() - history))
 
     def describe(self) -> list[Metric]:
         return []  # read at scrape time only: registering must not touch the store

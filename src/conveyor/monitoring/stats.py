@@ -63,8 +63,7 @@ class Summary:
         self.runtime_max = max(self.runtime_max, s.runtime_max)
         self.wait_sum += s.wait_sum
         self.wait_max = max(self.wait_max, s.wait_max)
-        for i, count in enumerate(s.histogram[: len(self.histogram)]):
-            self.histogram[i] += count
+        self.histogram = [a + b for a, b in zip(self.histogram, s.histogram, strict=False)]
 
     @property
     def succeeded(self) -> int:
