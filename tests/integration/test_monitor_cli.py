@@ -3,19 +3,12 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
 from conveyor import Conveyor
 
-from .monitoring_store import NOW, TRACEBACK, Clock, Contents, populate, run_cli
-
-
-@pytest.fixture
-def app(sqlite_url: str) -> Iterator[Conveyor]:
-    with Conveyor(sqlite_url, clock=Clock()) as app:
-        yield app
+from .monitoring_store import NOW, TRACEBACK, Contents, populate, run_cli
 
 
 @pytest.fixture

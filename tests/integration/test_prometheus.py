@@ -34,13 +34,12 @@ def value(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: s
 
 
 @pytest.fixture
-def exporter(sqlite_url: str, clock: Clock) -> Iterator[tuple[Conveyor, str]]:
-    with Conveyor(sqlite_url, clock=clock) as app:
-        populate(app)
-        server, thread = serve(app, 0, "127.0.0.1")
-        yield app, f"http://127.0.0.1:{server.server_port}/metrics"
-        server.shutdown()
-        thread.join(5)
+def exporter(app: Conveyor) -> Iterator[tuple[Conveyor, str]]:
+    populate(app)
+    server, thread = serve(app, 0, "127.0.0.1")
+    yield app, f"http://127.0.0.1:{server.server_port}/metrics"
+    server.shutdown()
+    thread.join(5)
 
 
 def test_scrape_queues_workers_and_jobs(exporter: tuple[Conveyor, str]) -> None:

@@ -7,10 +7,7 @@ import socket
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Iterator
 from typing import Any
-
-import pytest
 
 from conveyor import Conveyor, current_job
 from conveyor.monitoring import views
@@ -21,13 +18,8 @@ from conveyor.worker.options import WorkerOptions
 from conveyor.worker.policy import WorkerDefaults
 from conveyor.worker.runner import Worker
 
+from .conftest import AppFactory
 from .monitoring_store import MINUTE, NOW, Clock
-
-
-@pytest.fixture
-def app(sqlite_url: str, clock: Clock) -> Iterator[Conveyor]:
-    with Conveyor(sqlite_url, clock=clock) as app:
-        yield app
 
 
 def worker(app: Conveyor, name: str = "w1", queues: list[str] | None = None,
@@ -141,32 +133,33 @@ def test_metrics_survive_a_restart_under_the_same_name(app: Conveyor) -> None:
         assert rows_by_job(app)["ok"].processed == (2 if run == 1 else 5)
 
 
-def test_old_samples_are_pruned(sqlite_url: str, clock: Clock) -> None:
-    with Conveyor(sqlite_url, clock=clock, metrics_retention=3600) as app:
-        app.backend.metrics_record([
-            MetricSample(minute_of(NOW - 7200), "default", "old", "w0", processed=1),
-            MetricSample(minute_of(NOW - 1800), "default", "recent", "w0", processed=1)])
-        worker(app).run()
-        assert sorted(rows_by_job(app)) == ["recent"]
+def test_old_samples_are_pruned(make_app: AppFactory) -> None:
+    app = make_app(metrics_retention=3600)
+    app.backend.metrics_record([
+        MetricSample(minute_of(NOW - 7200), "default", "old", "w0", processed=1),
+        MetricSample(minute_of(NOW - 1800), "default", "recent", "w0", processed=1)])
+    worker(app).run()
+    assert sorted(rows_by_job(app)) == ["recent"]
 
 
-def test_flushed_while_running(sqlite_url: str, clock: Clock) -> None:
-    with Conveyor(sqlite_url, clock=clock, metrics_flush_interval=0.1) as app:
-        @app.job(name="ok")
-        def ok() -> None:
-            pass
+def test_flushed_while_running(make_app: AppFactory) -> None:
+    app = make_app(metrics_flush_interval=0.1)
 
-        ok.dispatch()
-        w = worker(app, stop_when_empty=False)
-        thread = threading.Thread(target=w.run)
-        thread.start()
-        try:
-            deadline = time.monotonic() + 20
-            while "ok" not in rows_by_job(app):
-                assert time.monotonic() < deadline, "metrics were not flushed while running"
-                time.sleep(0.05)  # polling a condition with a deadline
-            assert thread.is_alive()
-        finally:
-            w.request_stop("test over")
-            thread.join(20)
-        assert not thread.is_alive()
+    @app.job(name="ok")
+    def ok() -> None:
+        pass
+
+    ok.dispatch()
+    w = worker(app, stop_when_empty=False)
+    thread = threading.Thread(target=w.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while "ok" not in rows_by_job(app):
+            assert time.monotonic() < deadline, "metrics were not flushed while running"
+            time.sleep(0.05)  # polling a condition with a deadline
+        assert thread.is_alive()
+    finally:
+        w.request_stop("test over")
+        thread.join(20)
+    assert not thread.is_alive()
