@@ -35,17 +35,23 @@ def cli(ctx: click.Context, app_spec: str | None, connection: str | None) -> Non
 
 
 def _register() -> None:
-    from . import control, failed, monitor, ops, work
+    from . import control, failed, monitor, work
 
-    for module in (work, failed, control, monitor, ops):
+    for module in (work, failed, control, monitor):
         for command in module.COMMANDS:
             cli.add_command(command)
-    try:
-        from . import demo
-    except ImportError:  # pragma: no cover - demo ships with the package
-        return
-    for command in demo.COMMANDS:
-        cli.add_command(command)
+    import importlib
+
+    # commands whose modules ship with optional parts of conveyor
+    for name in ("demo", "bench", "batches", "health", "metrics", "supervisor"):
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

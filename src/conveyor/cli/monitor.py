@@ -37,15 +37,15 @@ def _span(seconds: float) -> str:
 
 
 def render_overview(data: dict[str, Any]) -> RenderableType:
-    rows = [(r["queue"] + (" (paused)" if r["paused"] else ""), r["available"], r["scheduled"],
-             r["running"], r["failed"], _num(r["throughput_per_min"]), _secs(r["runtime_avg"]),
-             _secs(r["runtime_p95"]), _secs(r["oldest_age"]), r["workers"])
+    rows = [(r["queue"], r["available"], r["scheduled"], r["running"], r["failed"],
+             _num(r["throughput_per_min"]), _secs(r["runtime_avg"]), _secs(r["runtime_p95"]),
+             _secs(r["oldest_age"]), r["workers"], "yes" if r["paused"] else "")
             for r in data["queues"]]
     window = _span(data["window"])
     return Group(
         table(f"Queues on {data['store']}",
               ["queue", "waiting", "scheduled", "running", "failed", f"jobs/min ({window})",
-               "avg runtime", "p95 runtime", "oldest waiting", "workers"], rows),
+               "avg runtime", "p95 runtime", "oldest waiting", "workers", "paused"], rows),
         Text(f"{data['workers']} live worker(s)" if rows else "No queues have jobs yet."),
     )
 

@@ -9,6 +9,7 @@ one event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -20,6 +21,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
@@ -48,6 +50,20 @@ def resident_memory_mb() -> float:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+@dataclass(slots=True)
+class Outcomes:
+    """Finished attempts waiting to be written (with the next reserve, or on a flush)."""
+
+    completes: list[Lease] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def extend(self, other: Outcomes) -> None:
+        self.completes.extend(other.completes)
+        self.releases.extend(other.releases)
+        self.failures.extend(other.failures)
+
+
 class Worker:
     def __init__(self, app: Conveyor, options: WorkerOptions) -> None:
         self.app = app
@@ -58,6 +74,7 @@ class Worker:
         self.in_flight: dict[str, Execution] = {}
         self.watches: dict[str, Watch] = {}
         self.stopping = False
+        self.stopped_mono = 0.0
         self.stop_reason = ""
         self.exit_code = EXIT_OK
         self.processed = 0
@@ -80,6 +97,8 @@ class Worker:
             self.backend, options.name, app.clock,
             flush_interval=app.settings.metrics_flush_interval,
             retention=app.settings.metrics_retention)
+        self._old_handlers: dict[int, Any] = {}
+        self._pending = Outcomes()
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -112,6 +131,7 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
+            self.stopped_mono = time.monotonic()
             self.stop_reason = reason
             self.log.info("worker %s stopping: %s", self.opts.name, reason,
                           extra={"fields": {"event": "worker_stopping", "reason": reason}})
@@ -120,12 +140,15 @@ class Worker:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        self._old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM,
+                                                                     signal.SIGINT)}
 
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
             if self.stopping and self.stop_reason.startswith("signal"):
                 self.log.warning("second %s: releasing running jobs and exiting now", name)
                 self._abandon(list(self.in_flight), "worker stopped by a second signal")
+                self._flush()
                 self._exit_now(EXIT_OK)
             self.request_stop(f"signal {name}")
 
@@ -133,6 +156,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
         self._closing.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -161,8 +187,10 @@ class Worker:
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
                 if not self.in_flight:
+                    self._flush()
                     return
                 if time.monotonic() >= stop_deadline:
+                    self._flush()
                     self.log.warning("grace period over: releasing %d running job(s)",
                                      len(self.in_flight))
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
@@ -171,7 +199,7 @@ class Worker:
                 self._handle_stuck()
                 return
             if fetch and not self.stopping:
-                got = self._fetch()
+                got = self._fetch()  # writes the pending outcomes in the same round trip
                 if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
@@ -186,10 +214,8 @@ class Worker:
             else:
                 timeout = 1.0
             events: list[tuple[Any, ...]] = []
-            try:
+            with contextlib.suppress(queue.Empty):
                 events.append(self.inbox.get(timeout=timeout))
-            except queue.Empty:
-                pass
             while True:
                 try:
                     events.append(self.inbox.get_nowait())
@@ -200,6 +226,8 @@ class Worker:
             if finished:
                 self._complete(finished)
                 self._after_jobs()
+                if self.stopping:
+                    self._flush()
             if not events and free > 0:
                 # poll backstop: back off towards --sleep while idle
                 idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
@@ -216,21 +244,28 @@ class Worker:
         return keyed
 
     def _fetch(self) -> int:
+        """Write pending outcomes and reserve up to the free slots, in one store call."""
         free = self.opts.concurrency - len(self.in_flight)
         if self.opts.once and (self.processed or self.in_flight):
-            return 0
+            free = 0
         if self.opts.max_jobs:
             free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
         if self.opts.once:
             free = min(free, 1)
-        if free <= 0:
+        free = max(free, 0)
+        pending = self._pending
+        if free == 0:
+            self._flush()
             return 0
+        self._pending = Outcomes()
         try:
-            reserved = self.backend.jobs_reserve(self._queue_order(), free,
-                                                 self.opts.defaults.lease, self.opts.name,
-                                                 self.app.clock())
+            reserved = self.backend.jobs_ack_and_reserve(
+                pending.completes, pending.releases, pending.failures, self._queue_order(),
+                free, self.opts.defaults.lease, self.opts.name, self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
+            self._pending.extend(pending)
+            self._flush()
             return 0
         for job in reserved:
             self._start(job)
@@ -273,10 +308,12 @@ class Worker:
             watch.finish()
             if watch.timed_out:
                 execution.timed_out = True
-                if not isinstance(execution.error, JobTimeout):
-                    execution.record_error(JobTimeout(
-                        f"job {execution.name} ran past its timeout of "
-                        f"{execution.policy.timeout:g}s"))
+                # keep the traceback of where the job was stopped, with a message saying why
+                stopped = JobTimeout(f"job {execution.name} ran past its timeout of "
+                                     f"{execution.policy.timeout:g}s")
+                if isinstance(execution.error, JobTimeout):
+                    stopped.__traceback__ = execution.error.__traceback__
+                execution.record_error(stopped)
         self.inbox.put(("done", execution))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
@@ -290,9 +327,10 @@ class Worker:
 
     # -- completion ---------------------------------------------------------------------------
     def _complete(self, executions: list[Execution]) -> None:
-        completes: list[Lease] = []
-        releases: list[Release] = []
-        failures: list[Failure] = []
+        """Decide each finished attempt; the store writes wait for the next round trip."""
+        completes = self._pending.completes
+        releases = self._pending.releases
+        failures = self._pending.failures
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -307,7 +345,6 @@ class Worker:
             else:
                 failures.append(op)
             self._report(execution, op, now, execution.runtime, delay=decision.delay)
-        self._write_outcomes(completes, releases, failures)
 
     def _report(self, execution: Execution, op: Lease | Release | Failure, now: float,
                 runtime: float, *, delay: float | None = None, abandoned: bool = False) -> None:
@@ -339,10 +376,12 @@ class Worker:
             self.app.events.emit(event, error=execution.error,
                                  traceback=execution.error_text or None, delay=delay, **data)
 
-    def _write_outcomes(self, completes: list[Lease], releases: list[Release],
-                        failures: list[Failure]) -> None:
+    def _flush(self) -> None:
+        """Write pending outcomes now, retrying while the store is unreachable."""
+        pending, self._pending = self._pending, Outcomes()
+        completes, releases, failures = pending.completes, pending.releases, pending.failures
         delay = 0.05
-        while True:
+        while completes or releases or failures:
             try:
                 if completes:
                     self.backend.jobs_complete(completes)
@@ -353,11 +392,16 @@ class Worker:
                 if failures:
                     self.backend.jobs_fail(failures)
                     failures = []
-                return
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
-                # keeps the job ours meanwhile; if it expires the job is simply run again)
+                # keeps the job ours meanwhile; if it expires the job is simply run again).
+                # A worker told to stop gives up after its grace period: at-least-once holds.
                 self._store_trouble("ack", exc)
+                if self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace:
+                    self.log.error("store unreachable while stopping: %d outcome(s) not "
+                                   "written; those jobs run again after their lease",
+                                   len(completes) + len(releases) + len(failures))
+                    return
                 time.sleep(delay)
                 delay = min(_STORE_RETRY_MAX, delay * 2)
 
@@ -405,6 +449,7 @@ class Worker:
                 continue
             if event[0] == "done" and event[1].reserved.id not in stuck:
                 self._complete([event[1]])
+        self._flush()
         self._abandon(list(self.in_flight), "", timed_out=stuck)
         self.exit_code = EXIT_STUCK
         self.log.error("worker %s exits with %d so that its supervisor starts a fresh one",
