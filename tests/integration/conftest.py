@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from conveyor import Conveyor
+from conveyor.backends import open_backend
 from tests.backends.stores import STORES
 
 from .monitoring_store import Clock
@@ -27,7 +28,10 @@ def make_app(request: pytest.FixtureRequest, tmp_path: Path,
     apps: list[Conveyor] = []
     with STORES[request.param](tmp_path) as (url, prefix):
         def make(**overrides: Any) -> Conveyor:
-            app = Conveyor(url, clock=clock, table_prefix=prefix or None, **overrides)
+            app = Conveyor(url, clock=clock, **overrides)
+            # a store factory's prefix may be a Redis key prefix ("t:abc"), which the
+            # table_prefix setting does not accept: hand the app its store directly
+            app._backend = open_backend(url, table_prefix=prefix)
             app.backend.migrate()
             apps.append(app)
             return app
