@@ -87,7 +87,7 @@ def populate(app: Conveyor) -> Contents:
         "w1", "web-1", 4242, ["emails", "default"], 4, NOW - 600, NOW - 5,
         info={"processed": 14, "failed": 2, "memory_mb": 123.4, "lease": 30.0,
               "current": [{"id": running.id, "name": "shop.send", "queue": "emails",
-                           "attempt": 1, "started": NOW - 3, "progress": None}]}))
+                           "attempt": 1, "started": NOW - 3, "progress": 40.0}]}))
     b.worker_heartbeat(WorkerInfo("w-dead", "web-2", 1, ["images"], 1, NOW - 5000, NOW - 1000,
                                   info={"lease": 30.0}))
     return contents

@@ -111,12 +111,13 @@ def test_workers_view(app: Conveyor, contents: Contents) -> None:
         "name": "w1", "host": "web-1", "pid": 4242, "state": "running",
         "queues": ["emails", "default"], "concurrency": 4,
         "current": [{"id": contents.running_id, "name": "shop.send", "queue": "emails",
-                     "attempt": 1, "started": NOW - 3, "progress": None, "running_for": 3.0}],
+                     "attempt": 1, "started": NOW - 3, "progress": 40.0, "running_for": 3.0}],
         "processed": 14, "failed": 2, "memory_mb": 123.4, "started_at": NOW - 600,
         "last_heartbeat": NOW - 5, "heartbeat_age": 5.0,
     }
     out = run_cli(app, "monitor", "--workers").output
     assert "w1" in out and "1/4" in out and "123.4" in out and "w-dead" not in out
+    assert "(3.0s, 40%)" in out
 
 
 def test_retry_and_clear_failed(app: Conveyor, contents: Contents) -> None:

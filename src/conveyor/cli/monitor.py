@@ -73,9 +73,13 @@ def render_stats(data: dict[str, Any]) -> RenderableType:
 
 
 def render_workers(rows: list[dict[str, Any]]) -> RenderableType:
+    def job(j: dict[str, Any]) -> str:
+        progress = j.get("progress")
+        done = "" if progress is None else f", {progress:.0f}%"
+        return f"{j['name']} {j['id']} ({_secs(j.get('running_for'))}{done})"
+
     def current(w: dict[str, Any]) -> str:
-        return "\n".join(f"{j['name']} {j['id']} ({_secs(j.get('running_for'))})"
-                         for j in w["current"]) or "-"
+        return "\n".join(job(j) for j in w["current"]) or "-"
 
     return table(
         "Workers", ["name", "host", "pid", "state", "queues", "busy", "current jobs",
