@@ -110,6 +110,24 @@ def test_worker_status_record(app: Conveyor) -> None:
     assert app.backend.worker_list() == []  # deregistered on exit
 
 
+def test_stopping_state_shows_at_once(app: Conveyor) -> None:
+    holder: dict[str, Any] = {}
+
+    @app.job(name="deploy")
+    def deploy() -> None:
+        holder["worker"].request_stop("restart requested")
+        deadline = time.monotonic() + 20
+        while [w.state for w in app.backend.worker_list()] != ["stopping"]:
+            assert time.monotonic() < deadline, "the record never said stopping"
+            time.sleep(0.02)  # polling a condition with a deadline
+        holder["seen"] = True
+
+    deploy.dispatch()
+    holder["worker"] = worker(app, stop_when_empty=False)
+    assert holder["worker"].run() == 0
+    assert holder["seen"] and app.backend.worker_list() == []
+
+
 def test_paused_state_and_dead_workers_disappear(app: Conveyor, clock: Clock) -> None:
     w = worker(app, queues=["emails", "emails_low"])
     app.backend.queue_pause("emails")

@@ -93,6 +93,7 @@ class Worker:
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
         self._paused: set[str] = set()
+        self._beat_now = threading.Event()  # an early heartbeat: the record shows "stopping"
         self.metrics = MetricsRecorder(
             self.backend, options.name, app.clock,
             flush_interval=app.settings.metrics_flush_interval,
@@ -165,8 +166,10 @@ class Worker:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.metrics.stop()
+        self._beat_now.set()
         try:
-            self.backend.worker_remove(self.opts.name)
+            with self._heartbeat_lock:  # after any heartbeat in progress
+                self.backend.worker_remove(self.opts.name)
         except ConveyorError:
             self.log.warning("could not remove the worker record of %s", self.opts.name)
         self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason,
@@ -186,6 +189,7 @@ class Worker:
             if self.stopping:
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
+                    self._beat_now.set()
                 if not self.in_flight:
                     self._flush()
                     return
@@ -528,7 +532,9 @@ class Worker:
         lease = self.opts.defaults.lease
         interval = max(0.2, lease / 3)
         last_recovery = time.monotonic()
-        while not self._closing.wait(interval):
+        while not self._closing.is_set():
+            self._beat_now.wait(interval)
+            self._beat_now.clear()
             try:
                 self.heartbeat()
                 if time.monotonic() - last_recovery >= lease:
@@ -540,6 +546,8 @@ class Worker:
     def heartbeat(self) -> None:
         """Renew the leases of running jobs and the worker's record."""
         with self._heartbeat_lock:
+            if self._closing.is_set():
+                return  # the record is being removed: do not write it back
             running = [e.reserved.lease for e in list(self.in_flight.values())]
             if running:
                 held = set(self.backend.jobs_extend_lease(
