@@ -79,7 +79,7 @@ def test_store_unreachable(tmp_path: Path) -> None:
     with Conveyor(f"sqlite:///{tmp_path / 'missing' / 'x.db'}") as app:
         code, lines = health(app, "--max-depth", "5")
     assert code == 3 and len(lines) == 1
-    assert lines[0].startswith("store: store sqlite:///") and "unreachable" in lines[0]
+    assert lines[0].startswith("store: sqlite:///") and "is unreachable: " in lines[0]
 
 
 class RiskySQLite(SQLiteBackend):

@@ -57,8 +57,7 @@ def check(app: Conveyor, limits: Thresholds) -> list[Problem]:
             problems += _worker_rules(app, stats, limits)
         problems += _store_risks(backend)
     except StoreError as exc:
-        return [Problem("store", app.display_url, f"store {app.display_url} is unreachable: "
-                                                  f"{exc}")]
+        return [Problem("store", app.display_url, f"{app.display_url} is unreachable: {exc}")]
     return problems
 
 
