@@ -64,6 +64,12 @@ def test_each_rule(app: Conveyor, crossed: list[str], fine: list[str], line: str
     assert health(app, *fine) == health(app)
 
 
+def test_paused_queues_wait_on_purpose(app: Conveyor) -> None:
+    code, lines = health(app, "--max-wait", "20s")
+    assert (code, [line.split(":")[1].strip() for line in lines if line.startswith("wait")]) \
+        == (1, ["queue emails", "queue images"])  # reports waited 30 s too, but is paused
+
+
 def test_json_and_several_problems(app: Conveyor) -> None:
     result = run_cli(app, "health", "--max-depth", "0", "--no-workers", "--json")
     assert result.exit_code == 1

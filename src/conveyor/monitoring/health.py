@@ -69,7 +69,9 @@ def _queue_rules(stats: list[QueueStats], limits: Thresholds, now: float) -> lis
                 "depth", s.queue,
                 f"queue {s.queue} has {s.available} waiting jobs (--max-depth {limits.max_depth})"))
         age = s.oldest_age(now)
-        if limits.max_wait is not None and age is not None and age > limits.max_wait:
+        # jobs of a paused queue wait on purpose; its depth is still worth knowing
+        if (limits.max_wait is not None and age is not None and age > limits.max_wait
+                and not s.paused):
             problems.append(Problem(
                 "wait", s.queue,
                 f"queue {s.queue}: the oldest waiting job has waited {age:.0f}s "
