@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from conveyor import Conveyor
-from conveyor.monitoring.prometheus import make_wsgi_app, serve
+from conveyor.monitoring.prometheus import make_asgi_app, make_wsgi_app, serve
 from conveyor.records import MetricSample
 
 from .monitoring_store import MINUTE, NOW, Clock, histogram, populate
@@ -123,3 +123,26 @@ def test_conveyor_metrics_command(sqlite_url: str, tmp_path: Path) -> None:
     finally:
         proc.terminate()
         assert proc.wait(timeout=10) == 0
+
+
+def test_asgi_app(app: Conveyor) -> None:
+    import asyncio
+
+    populate(app)
+    asgi = make_asgi_app(app)
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "query_string": b"",
+             "headers": []}
+    asyncio.run(asgi(scope, receive, send))
+    assert sent[0]["status"] == 200
+    text = b"".join(m.get("body", b"") for m in sent[1:]).decode()  # type: ignore[misc]
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for f in text_string_to_metric_families(text) for s in f.samples}
+    assert value(samples, "conveyor_queue_jobs", queue="emails", state="waiting") == 3
