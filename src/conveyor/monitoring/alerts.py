@@ -14,15 +14,15 @@ import hashlib
 import json
 import logging
 import os
-import smtplib
-import ssl
 import urllib.request
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..builtin.config import MailSettings, app_env
+from ..builtin.mailable import MailError
+from ..builtin.mailers import make_mailer
 from ..errors import ConfigurationError
 from .health import Problem
 
@@ -30,38 +30,6 @@ if TYPE_CHECKING:
     from ..app import Conveyor
 
 log = logging.getLogger("conveyor.alerts")
-
-
-@dataclass(frozen=True, slots=True)
-class MailConfig:
-    host: str
-    port: int = 25
-    username: str = ""
-    password: str = field(default="", repr=False)
-    encryption: str = ""  # "", "tls" (STARTTLS) or "ssl"
-    from_address: str = "conveyor@localhost"
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> MailConfig | None:
-        """The seed's MAIL_* settings; None when MAIL_HOST is not set."""
-        host = env.get("MAIL_HOST", "")
-        if not host:
-            return None
-        encryption = env.get("MAIL_ENCRYPTION", "").strip().lower()
-        if encryption in ("null", "none", "false"):
-            encryption = ""
-        if encryption == "starttls":
-            encryption = "tls"
-        if encryption not in ("", "tls", "ssl"):
-            raise ConfigurationError(
-                f"setting MAIL_ENCRYPTION={encryption!r} is not valid: accepted values are "
-                "tls, ssl or empty")
-        try:
-            port = int(env.get("MAIL_PORT") or (465 if encryption == "ssl" else 25))
-        except ValueError:
-            raise ConfigurationError("setting MAIL_PORT must be a port number") from None
-        return cls(host, port, env.get("MAIL_USERNAME", ""), env.get("MAIL_PASSWORD", ""),
-                   encryption, env.get("MAIL_FROM_ADDRESS") or "conveyor@localhost")
 
 
 def default_state_path(app: Conveyor) -> Path:
@@ -76,11 +44,7 @@ def default_state_path(app: Conveyor) -> Path:
 class Notifier:
     def __init__(self, *, store: str, state_path: Path, cooldown: float,
                  clock: Callable[[], float], webhook: str = "",
-                 emails: Sequence[str] = (), mail: MailConfig | None = None) -> None:
-        if emails and mail is None:
-            raise ConfigurationError(
-                "alert emails need a mail server: set MAIL_HOST (and MAIL_PORT, MAIL_USERNAME, "
-                "MAIL_PASSWORD, MAIL_ENCRYPTION, MAIL_FROM_ADDRESS as needed)")
+                 emails: Sequence[str] = (), mail: MailSettings | None = None) -> None:
         if not webhook and not emails:
             raise ConfigurationError(
                 "--notify needs somewhere to send: --webhook URL / CONVEYOR_ALERT_WEBHOOK or "
@@ -91,7 +55,7 @@ class Notifier:
         self.clock = clock
         self.webhook = webhook
         self.emails = list(emails)
-        self.mail = mail
+        self.mail = mail or MailSettings()
         self.errors: list[str] = []
 
     @classmethod
@@ -104,7 +68,7 @@ class Notifier:
         return cls(store=app.display_url, state_path=state_path or default_state_path(app),
                    cooldown=s.alert_cooldown if cooldown is None else cooldown,
                    clock=app.clock, webhook=s.alert_webhook if webhook is None else webhook,
-                   emails=recipients, mail=MailConfig.from_env(s.env or os.environ))
+                   emails=recipients, mail=MailSettings.from_env(app_env(app)))
 
     def notify(self, problems: Sequence[Problem]) -> dict[str, list[Problem]]:
         """Send what is due; returns the problems sent per channel (webhook, email)."""
@@ -148,7 +112,8 @@ class Notifier:
         return delivered
 
     def _mail(self, problems: list[Problem]) -> list[Problem]:
-        assert self.mail is not None
+        """One message listing the problems due, through the MAIL_* mailer the email jobs
+        use (smtp; log or file in development)."""
         mail = self.mail
         message = EmailMessage()
         message["Subject"] = f"conveyor: {len(problems)} problem(s) on {self.store}"
@@ -156,22 +121,13 @@ class Notifier:
         message["To"] = ", ".join(self.emails)
         message.set_content("\n".join(p.message for p in problems) + "\n")
         try:
-            client: smtplib.SMTP
-            if mail.encryption == "ssl":
-                client = smtplib.SMTP_SSL(mail.host, mail.port, timeout=10,
-                                          context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(mail.host, mail.port, timeout=10)
-            with client:
-                if mail.encryption == "tls":
-                    client.starttls(context=ssl.create_default_context())
-                if mail.username:
-                    client.login(mail.username, mail.password)
-                client.send_message(message)
-        except (OSError, smtplib.SMTPException) as exc:
+            refused = make_mailer(mail).send(message, mail.from_address, self.emails)
+        except MailError as exc:
             self.errors.append(f"email: {exc}")
-            log.error("could not email the alert through %s:%d: %s", mail.host, mail.port, exc)
+            log.error("could not email the alert: %s", exc)
             return []
+        for address, (_code, reply) in refused.items():
+            self.errors.append(f"email: {address} refused: {reply}")
         return list(problems)
 
     # -- state ------------------------------------------------------------------------------
