@@ -202,6 +202,13 @@ class Backend(abc.ABC):
     def metrics_prune(self, older_than: float) -> int:
         """Delete samples of minutes before ``older_than``; returns how many."""
 
+    def store_risks(self) -> list[str]:
+        """Optional: settings of the store that put jobs at risk, one sentence each, saying
+        how to fix it (e.g. Redis ``maxmemory-policy`` that evicts keys, persistence off).
+        ``conveyor health`` reports each as a problem; callers look it up with ``getattr``
+        so a store may leave it out. Raise StoreError when the store cannot be asked."""
+        return []
+
     # -- waiting ----------------------------------------------------------------------
     @abc.abstractmethod
     def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:

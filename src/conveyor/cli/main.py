@@ -30,7 +30,8 @@ class ConveyorGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, app_spec: str | None, connection: str | None) -> None:
     """conveyor: background jobs and queue management."""
-    ctx.obj = CliContext(app_spec=app_spec, connection=connection)
+    if not isinstance(ctx.obj, CliContext):  # embedders and tests may pass a ready one
+        ctx.obj = CliContext(app_spec=app_spec, connection=connection)
 
 
 def _register() -> None:

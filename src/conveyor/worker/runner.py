@@ -15,6 +15,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
+from ..monitoring.metrics import MetricsRecorder
 from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
 from .executor import Execution, call_async, call_sync, prepare, settle
 from .logs import LOGGER, log_job
@@ -90,6 +92,12 @@ class Worker:
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self._paused: set[str] = set()
+        self._beat_now = threading.Event()  # an early heartbeat: the record shows "stopping"
+        self.metrics = MetricsRecorder(
+            self.backend, options.name, app.clock,
+            flush_interval=app.settings.metrics_flush_interval,
+            retention=app.settings.metrics_retention)
         self._old_handlers: dict[int, Any] = {}
         self._pending = Outcomes()
 
@@ -100,7 +108,10 @@ class Worker:
         self.backend.ping()
         self._restart_seen = self.backend.restart_signal_read()
         self.backend.worker_register(self._info())
-        self.app.events.emit("worker_started", worker=self.opts.name)
+        self.metrics.start()
+        self.app.events.emit("worker_started", worker=self.opts.name, host=socket.gethostname(),
+                             pid=os.getpid(), queues=list(self.opts.queues),
+                             concurrency=self.opts.concurrency)
         self.log.info("worker %s started: queues=%s concurrency=%d store=%s", self.opts.name,
                       ",".join(self.opts.queues), self.opts.concurrency, self.app.display_url,
                       extra={"fields": {"event": "worker_started", "worker": self.opts.name}})
@@ -139,7 +150,7 @@ class Worker:
                 self.log.warning("second %s: releasing running jobs and exiting now", name)
                 self._abandon(list(self.in_flight), "worker stopped by a second signal")
                 self._flush()
-                os._exit(EXIT_OK)
+                self._exit_now(EXIT_OK)
             self.request_stop(f"signal {name}")
 
         signal.signal(signal.SIGTERM, handler)
@@ -154,11 +165,15 @@ class Worker:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+        self.metrics.stop()
+        self._beat_now.set()
         try:
-            self.backend.worker_remove(self.opts.name)
+            with self._heartbeat_lock:  # after any heartbeat in progress
+                self.backend.worker_remove(self.opts.name)
         except ConveyorError:
             self.log.warning("could not remove the worker record of %s", self.opts.name)
-        self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason)
+        self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason,
+                             processed=self.processed, failed=self.failed)
         self.log.info("worker %s stopped (%s): processed=%d failed=%d", self.opts.name,
                       self.stop_reason or "done", self.processed, self.failed,
                       extra={"fields": {"event": "worker_stopped", "processed": self.processed,
@@ -174,6 +189,7 @@ class Worker:
             if self.stopping:
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
+                    self._beat_now.set()
                 if not self.in_flight:
                     self._flush()
                     return
@@ -182,7 +198,7 @@ class Worker:
                     self.log.warning("grace period over: releasing %d running job(s)",
                                      len(self.in_flight))
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
-                    os._exit(EXIT_OK)
+                    self._exit_now(EXIT_OK)
             if self._stuck:
                 self._handle_stuck()
                 return
@@ -268,7 +284,8 @@ class Worker:
             self.inbox.put(("done", execution))
             return
         self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
-                             queue=reserved.queue, attempt=reserved.attempts)
+                             queue=reserved.queue, attempt=reserved.attempts,
+                             worker=self.opts.name, wait=_wait_of(reserved))
         timeout = execution.policy.timeout
         watch: Watch | None = None
         if timeout:
@@ -327,35 +344,43 @@ class Worker:
                 continue  # already abandoned
             self.watches.pop(job_id, None)
             decision, op = settle(execution, now)
-            reserved = execution.reserved
             if isinstance(op, Lease):
                 completes.append(op)
-                outcome = "done"
-                event = "job_succeeded"
             elif isinstance(op, Release):
                 releases.append(op)
-                outcome = "timeout, released" if execution.timed_out else "released"
-                event = "job_released"
             else:
                 failures.append(op)
-                outcome = "timeout, failed" if execution.timed_out else "failed"
-                event = "job_failed"
-                self.failed += 1
-            self.processed += 1
-            error = ""
-            if execution.error is not None:
-                error = f"{type(execution.error).__name__}: {execution.error}"
-            log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
-                    attempt=reserved.attempts, tries=execution.policy.tries,
-                    duration=execution.runtime, outcome=outcome, error=error)
-            if execution.timed_out:
-                self.app.events.emit("job_timed_out", job_id=job_id, name=reserved.name,
-                                     queue=reserved.queue, attempt=reserved.attempts)
-            if self.app.events.has(event):
-                self.app.events.emit(event, job_id=job_id, name=reserved.name,
-                                     queue=reserved.queue, attempt=reserved.attempts,
-                                     runtime=execution.runtime, error=execution.error,
-                                     delay=decision.delay)
+            self._report(execution, op, now, execution.runtime, delay=decision.delay)
+
+    def _report(self, execution: Execution, op: Lease | Release | Failure, now: float,
+                runtime: float, *, delay: float | None = None, abandoned: bool = False) -> None:
+        """Count, log, record metrics and emit the events of one finished attempt."""
+        reserved = execution.reserved
+        outcome = ("done" if isinstance(op, Lease) else
+                   "released" if isinstance(op, Release) else "failed")
+        event = {"done": "job_succeeded", "released": "job_released"}.get(outcome, "job_failed")
+        self.processed += 1
+        if outcome == "failed":
+            self.failed += 1
+        error = ""
+        if execution.error is not None:
+            error = f"{type(execution.error).__name__}: {execution.error}"
+        wait = _wait_of(reserved)
+        log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=reserved.id,
+                attempt=reserved.attempts, tries=execution.policy.tries, duration=runtime,
+                outcome="abandoned" if abandoned else outcome, error=error,
+                worker=self.opts.name, wait=wait, timed_out=execution.timed_out)
+        self.metrics.record(queue=reserved.queue, name=reserved.name, outcome=outcome,
+                            runtime=runtime, wait=wait, timed_out=execution.timed_out, now=now)
+        data = {"job_id": reserved.id, "name": reserved.name, "queue": reserved.queue,
+                "attempt": reserved.attempts, "worker": self.opts.name, "runtime": runtime,
+                "wait": wait}
+        if execution.timed_out:
+            self.app.events.emit("job_timed_out", timeout=execution.policy.timeout,
+                                 outcome=outcome, **data)
+        if self.app.events.has(event):
+            self.app.events.emit(event, error=execution.error,
+                                 traceback=execution.error_text or None, delay=delay, **data)
 
     def _flush(self) -> None:
         """Write pending outcomes now, retrying while the store is unreachable."""
@@ -441,6 +466,11 @@ class Worker:
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 
+    def _exit_now(self, code: int) -> None:
+        """Leave at once (jobs already given back), keeping this process's metrics."""
+        self.metrics.stop()
+        os._exit(code)
+
     def _abandon(self, job_ids: list[str], reason: str, timed_out: set[str] | None = None) -> None:
         """Give jobs back before the process exits under them: a timed-out one as a failed
         attempt (retry or fail by its policy), others released to run again now."""
@@ -458,11 +488,9 @@ class Worker:
                     f"job {reserved.name} ran past its timeout of "
                     f"{execution.policy.timeout:g}s and could not be stopped; "
                     "the worker exited to end it"))
-                _, op = settle(execution, now)
-                log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
-                        attempt=reserved.attempts, tries=execution.policy.tries,
-                        duration=time.monotonic() - execution.started,
-                        outcome="timeout, abandoned")
+                decision, op = settle(execution, now)
+                self._report(execution, op, now, time.monotonic() - execution.started,
+                             delay=decision.delay, abandoned=True)
                 if isinstance(op, Release):
                     releases.append(op)
                 elif isinstance(op, Failure):
@@ -491,8 +519,10 @@ class Worker:
             for e in list(self.in_flight.values())
         ]
         state = "stopping" if self.stopping else "running"
+        if not self.stopping and self._paused.issuperset(self.opts.queues):
+            state = "paused"
         return WorkerInfo(
-            name=self.opts.name, host=self.opts.name.split(":", 1)[0], pid=os.getpid(),
+            name=self.opts.name, host=socket.gethostname(), pid=os.getpid(),
             queues=list(self.opts.queues), concurrency=self.opts.concurrency,
             started_at=self.started_at, last_heartbeat=now, state=state,
             info={"processed": self.processed, "failed": self.failed,
@@ -504,7 +534,9 @@ class Worker:
         lease = self.opts.defaults.lease
         interval = max(0.2, lease / 3)
         last_recovery = time.monotonic()
-        while not self._closing.wait(interval):
+        while not self._closing.is_set():
+            self._beat_now.wait(interval)
+            self._beat_now.clear()
             try:
                 self.heartbeat()
                 if time.monotonic() - last_recovery >= lease:
@@ -516,6 +548,8 @@ class Worker:
     def heartbeat(self) -> None:
         """Renew the leases of running jobs and the worker's record."""
         with self._heartbeat_lock:
+            if self._closing.is_set():
+                return  # the record is being removed: do not write it back
             running = [e.reserved.lease for e in list(self.in_flight.values())]
             if running:
                 held = set(self.backend.jobs_extend_lease(
@@ -525,6 +559,7 @@ class Worker:
                     if lease.id not in held and lease.id in self.in_flight:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
+            self._paused = self.backend.queues_paused()
             self.backend.worker_heartbeat(self._info())
 
     def _recover(self) -> None:
@@ -551,3 +586,8 @@ class Worker:
     def _store_trouble(self, what: str, exc: BaseException) -> None:
         self.log.warning("store trouble during %s: %s", what, exc,
                          extra={"fields": {"event": "store_error", "during": what}})
+
+
+def _wait_of(reserved: ReservedJob) -> float:
+    """Seconds the job waited between becoming available and being taken."""
+    return max(0.0, reserved.reserved_at - reserved.available_at)
