@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConveyorError, JobTimeout, StoreError
 from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
 from .executor import Execution, call_async, call_sync, prepare, settle
+from .followups import Ended, Followups, ended
 from .logs import LOGGER, log_job
 from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
 from .watchdog import Watch, Watchdog
@@ -73,6 +74,10 @@ class Worker:
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self.followups = Followups(app)
+        from ..chains import ensure_internal_jobs
+
+        ensure_internal_jobs(app)
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -227,7 +232,8 @@ class Worker:
     def _start(self, reserved: ReservedJob) -> None:
         execution = prepare(self.app, reserved, self.opts.defaults)
         self.in_flight[reserved.id] = execution
-        if execution.error is not None:
+        if execution.error is not None or self._batch_cancelled(reserved):
+            execution.skipped = execution.error is None
             self.inbox.put(("done", execution))
             return
         self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
@@ -243,6 +249,13 @@ class Worker:
             future.add_done_callback(lambda _f: self._finished(execution, watch))
         else:
             self._pool.submit(self._run_sync, execution, watch)
+
+    def _batch_cancelled(self, reserved: ReservedJob) -> bool:
+        try:
+            return self.followups.cancelled(reserved.batch_id)
+        except StoreError as exc:
+            self._store_trouble("batch state", exc)
+            return False  # run it: a job of a cancelled batch may run, none may be lost
 
     def _run_sync(self, execution: Execution, watch: Watch | None) -> None:
         try:
@@ -280,6 +293,7 @@ class Worker:
         completes: list[Lease] = []
         releases: list[Release] = []
         failures: list[Failure] = []
+        followups: list[Ended] = []
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -288,9 +302,12 @@ class Worker:
             self.watches.pop(job_id, None)
             decision, op = settle(execution, now)
             reserved = execution.reserved
+            item = ended(execution, op)
+            if item is not None:
+                followups.append(item)
             if isinstance(op, Lease):
                 completes.append(op)
-                outcome = "done"
+                outcome = "cancelled with its batch" if execution.skipped else "done"
                 event = "job_succeeded"
             elif isinstance(op, Release):
                 releases.append(op)
@@ -316,13 +333,16 @@ class Worker:
                                      queue=reserved.queue, attempt=reserved.attempts,
                                      runtime=execution.runtime, error=execution.error,
                                      delay=decision.delay)
-        self._write_outcomes(completes, releases, failures)
+        self._write_outcomes(completes, releases, failures, followups)
 
     def _write_outcomes(self, completes: list[Lease], releases: list[Release],
-                        failures: list[Failure]) -> None:
+                        failures: list[Failure], followups: list[Ended]) -> None:
         delay = 0.05
         while True:
             try:
+                if followups:  # mark-then-ack: see worker/followups.py
+                    self.followups.run(followups)
+                    followups = []
                 if completes:
                     self.backend.jobs_complete(completes)
                     completes = []
@@ -400,6 +420,7 @@ class Worker:
         now = self.app.clock()
         releases: list[Release] = []
         failures: list[Failure] = []
+        followups: list[Ended] = []
         for job_id in job_ids:
             execution = self.in_flight.pop(job_id, None)
             if execution is None:
@@ -420,10 +441,15 @@ class Worker:
                     releases.append(op)
                 elif isinstance(op, Failure):
                     failures.append(op)
+                    item = ended(execution, op)
+                    if item is not None:
+                        followups.append(item)
             else:
                 releases.append(Release(reserved.id, reserved.token, now))
                 self.log.warning("released %s %s: %s", reserved.name, job_id, reason)
         try:
+            if followups:
+                self.followups.run(followups)
             self._write_once(releases, failures)
         except StoreError as exc:
             self.log.error("could not release jobs (%s); they return after their lease", exc)
@@ -486,6 +512,11 @@ class Worker:
         except StoreError as exc:
             self._store_trouble("lease recovery", exc)
             return
+        if result.failed:
+            try:
+                self.followups.lost(result.failed)
+            except StoreError as exc:
+                self._store_trouble("batch bookkeeping of lost jobs", exc)
         if result.released or result.failed:
             self.log.warning("recovered expired leases: %d released, %d failed (worker lost)",
                              len(result.released), len(result.failed))
