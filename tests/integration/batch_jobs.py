@@ -31,11 +31,26 @@ def count(path: str | Path, kind: str | None = None) -> dict[str, int]:
     return {k: n for k, n in rows if kind is None or k == kind}
 
 
-def create_app(url: str | None = None) -> Conveyor:
-    app = Conveyor(url or os.environ["CONVEYOR_URL"])
+def runs(path: str | Path) -> list[int]:
+    """The job numbers ``bt.work`` ran, one per run (from the ``.runs`` file)."""
+    file = Path(str(path) + ".runs")
+    if not file.exists():
+        return []
+    return [int(line) for line in file.read_text().split()]
+
+
+def create_app(url: str | None = None, prefix: str | None = None) -> Conveyor:
+    extra = {} if prefix is None else {"table_prefix": prefix}
+    app = Conveyor(url or os.environ["CONVEYOR_URL"], **extra)
 
     @app.job(name="bt.work", tries=1)
     def work(n: int, fail: bool = False, pause: float = 0.0) -> None:
+        # one short O_APPEND write per run: concurrent writers never interleave it
+        fd = os.open(results_path() + ".runs", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            os.write(fd, f"{n}\n".encode())
+        finally:
+            os.close(fd)
         if pause:
             time.sleep(pause)  # work that takes time, so a worker can be killed mid-batch
         if fail:
