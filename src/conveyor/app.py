@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
 from .backends import Backend, open_backend
 from .errors import ConfigurationError, UnknownJob
 from .events import Events, Listener
-from .jobs import JobDefinition, PreparedJob
+from .jobs import JobDefinition, JobIds, PreparedJob
 from .records import NewJob, WorkerInfo
 from .routing import Router
 from .settings import Settings, load_settings
@@ -59,6 +59,7 @@ class Conveyor:
         self._backend: Backend | None = None
         self._backend_lock = threading.Lock()
         self._recorders: list[DispatchRecorder] = []
+        self.new_job_id = JobIds()
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.display_url} jobs={len(self.registry)}>"
@@ -161,7 +162,7 @@ class Conveyor:
     def records_for(self, jobs: Iterable[PreparedJob]) -> list[NewJob]:
         now = self.clock()
         cap = self.settings.payload_max_bytes
-        return [job.to_record(now, cap) for job in jobs]
+        return [job.to_record(now, cap, self.new_job_id()) for job in jobs]
 
     def dispatch_many(self, jobs: Sequence[PreparedJob], *, connection: Any = None) -> list[str]:
         """Dispatch many jobs in one store transaction; returns their ids in order."""

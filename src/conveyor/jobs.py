@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import inspect
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from .errors import ConfigurationError
+from .errors import BadArguments, ConfigurationError
 from .records import NewJob
 from .retry import Backoff, parse_backoff
 from .routing import queue_name, validate_priority, validate_queue
@@ -28,14 +29,32 @@ _OPTION_NAMES = frozenset(
 )
 
 
-def new_job_id() -> str:
-    """A time-ordered UUID (version 7 layout): sorts by creation, unique across hosts."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80 | (0x7 << 76) | ((rand >> 62) & 0xFFF) << 64
-    value |= (0b10 << 62) | (rand & ((1 << 62) - 1))
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+class JobIds:
+    """Time-ordered job ids in the UUID version 7 layout, strictly increasing within one
+    app (a 12-bit counter orders ids made in the same millisecond), unique across hosts."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last_ms = 0
+        self._counter = 0
+
+    def __call__(self) -> str:
+        with self._lock:
+            millis = time.time_ns() // 1_000_000
+            if millis <= self._last_ms:
+                millis = self._last_ms
+                self._counter += 1
+                if self._counter > 0xFFF:
+                    millis += 1
+                    self._counter = 0
+            else:
+                self._counter = 0
+            self._last_ms = millis
+            counter = self._counter
+        rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
+        h = f"{value:032x}"
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:
@@ -121,6 +140,10 @@ class JobDefinition(Generic[P, R]):
         self.context = context
         self.is_async = inspect.iscoroutinefunction(func)
         self._type_index = self._find_type_parameter(func)
+        try:
+            self.signature: inspect.Signature | None = inspect.signature(func)
+        except (TypeError, ValueError):
+            self.signature = None
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", self.name)
 
@@ -153,6 +176,20 @@ class JobDefinition(Generic[P, R]):
     def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue one run; returns the job id."""
         return self.app.dispatch(PreparedJob(self, args, kwargs, JobOptions()))
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Fail at dispatch, not on a worker, when arguments cannot bind."""
+        if self.signature is None:
+            return
+        try:
+            if self.context:
+                self.signature.bind(None, *args, **kwargs)
+            else:
+                self.signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise BadArguments(
+                f"job {self.name}: arguments do not match {self.func.__qualname__}"
+                f"{self.signature}: {exc}") from None
 
     def type_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if "type" in kwargs:
@@ -205,7 +242,8 @@ class PreparedJob:
                 priority = priority or route.priority
         return queue_name(queue_type or self.job.queue, priority or self.job.priority)
 
-    def to_record(self, now: float, max_bytes: int) -> NewJob:
+    def to_record(self, now: float, max_bytes: int, job_id: str) -> NewJob:
+        self.job.check_arguments(self.args, self.kwargs)
         opts = self.options
         meta: dict[str, Any] = {}
         if opts.tries is not None:
@@ -226,7 +264,7 @@ class PreparedJob:
             meta["batch"] = opts.batch_id  # so a failed row still names its batch
         payload = encode_payload(self.job.name, self.args, self.kwargs, meta, max_bytes)
         return NewJob(
-            id=new_job_id(),
+            id=job_id,
             queue=self.resolve_queue(),
             name=self.job.name,
             payload=payload,

@@ -30,8 +30,8 @@ class Backoff:
             if self.jitter:
                 # "equal jitter": at least half the delay, never a thundering herd.
                 r = (rng or random).random()
-                return raw / 2 + r * raw / 2
-            return raw
+                return float(raw / 2 + r * raw / 2)
+            return float(raw)
         index = min(attempt - 1, len(self.delays) - 1)
         return self.delays[index]
 

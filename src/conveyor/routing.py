@@ -13,10 +13,11 @@ PRIORITIES = ("high", "normal", "low")
 QUEUE_TYPES = ("default", "emails", "notifications", "reports", "images", "data")
 QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
 
-DEFAULT_WORKER_QUEUES = (
-    "default_high,emails_high,notifications_high,default,emails,notifications,"
-    "reports,images,data,default_low,emails_low,notifications_low"
-).split(",")
+DEFAULT_WORKER_QUEUES = [
+    "default_high", "emails_high", "notifications_high",
+    "default", "emails", "notifications", "reports", "images", "data",
+    "default_low", "emails_low", "notifications_low",
+]
 
 
 def validate_queue(name: str) -> str:
@@ -95,7 +96,8 @@ class Router:
 
     @classmethod
     def from_data(cls, data: Iterable[Mapping[str, Any]]) -> Router:
-        """Rules from settings: ``[{"job": "send_email", "type": "newsletter", "priority": "low"}]``."""
+        """Rules from settings, e.g. ``[{"job": "send_email", "type": "newsletter",
+        "priority": "low"}]``."""
         router = cls(rules=[])
         for index, item in enumerate(data):
             unknown = set(item) - {"job", "type", "queue", "priority"}

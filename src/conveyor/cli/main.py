@@ -39,12 +39,18 @@ def _register() -> None:
     for module in (work, failed, control, monitor, batches):
         for command in module.COMMANDS:
             cli.add_command(command)
-    try:
-        from . import demo
-    except ImportError:  # pragma: no cover - demo ships with the package
-        return
-    for command in demo.COMMANDS:
-        cli.add_command(command)
+    import importlib
+
+    # commands whose modules ship with optional parts of conveyor
+    for name in ("demo", "bench", "batches", "health", "metrics", "supervisor"):
+        try:
+            module = importlib.import_module(f"{__package__}.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__package__}.{name}":
+                raise
+            continue
+        for command in module.COMMANDS:
+            cli.add_command(command)
 
 
 _register()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -26,7 +27,8 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
 
 
 def console() -> Console:
-    return Console(width=160 if not click.get_text_stream("stdout").isatty() else None)
+    interactive = sys.stdout.isatty()
+    return Console(width=None if interactive else 160)
 
 
 def ago(seconds: float | None) -> str:

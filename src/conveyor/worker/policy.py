@@ -4,7 +4,7 @@ attempt. Pure functions: no store, no threads."""
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import Fail, JobTimeout, Retry
@@ -17,7 +17,7 @@ class WorkerDefaults:
     """What ``conveyor work`` flags and ``QUEUE_WORKER_*`` settings give jobs that don't say."""
 
     tries: int = 3
-    backoff: Backoff = Backoff("exponential", base=5.0)
+    backoff: Backoff = field(default_factory=lambda: Backoff("exponential", base=5.0))
     timeout: float = 60.0
     lease: float = 30.0
 

@@ -9,6 +9,7 @@ one event loop thread.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import queue
@@ -57,6 +58,7 @@ class Worker:
         self.in_flight: dict[str, Execution] = {}
         self.watches: dict[str, Watch] = {}
         self.stopping = False
+        self.stopped_mono = 0.0
         self.stop_reason = ""
         self.exit_code = EXIT_OK
         self.processed = 0
@@ -74,6 +76,7 @@ class Worker:
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self._old_handlers: dict[int, Any] = {}
         self.followups = Followups(app)
         from ..chains import ensure_internal_jobs
 
@@ -107,6 +110,7 @@ class Worker:
     def request_stop(self, reason: str) -> None:
         if not self.stopping:
             self.stopping = True
+            self.stopped_mono = time.monotonic()
             self.stop_reason = reason
             self.log.info("worker %s stopping: %s", self.opts.name, reason,
                           extra={"fields": {"event": "worker_stopping", "reason": reason}})
@@ -115,6 +119,8 @@ class Worker:
     def _install_signals(self) -> None:
         if threading.current_thread() is not threading.main_thread():
             return
+        self._old_handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM,
+                                                                     signal.SIGINT)}
 
         def handler(signum: int, _frame: Any) -> None:
             name = signal.Signals(signum).name
@@ -128,6 +134,9 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def _shutdown(self) -> None:
+        for sig, old in self._old_handlers.items():
+            signal.signal(sig, old)
+        self._old_handlers = {}
         self._closing.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -179,10 +188,8 @@ class Worker:
             else:
                 timeout = 1.0
             events: list[tuple[Any, ...]] = []
-            try:
+            with contextlib.suppress(queue.Empty):
                 events.append(self.inbox.get(timeout=timeout))
-            except queue.Empty:
-                pass
             while True:
                 try:
                     events.append(self.inbox.get_nowait())
@@ -273,10 +280,12 @@ class Worker:
             watch.finish()
             if watch.timed_out:
                 execution.timed_out = True
-                if not isinstance(execution.error, JobTimeout):
-                    execution.record_error(JobTimeout(
-                        f"job {execution.name} ran past its timeout of "
-                        f"{execution.policy.timeout:g}s"))
+                # keep the traceback of where the job was stopped, with a message saying why
+                stopped = JobTimeout(f"job {execution.name} ran past its timeout of "
+                                     f"{execution.policy.timeout:g}s")
+                if isinstance(execution.error, JobTimeout):
+                    stopped.__traceback__ = execution.error.__traceback__
+                execution.record_error(stopped)
         self.inbox.put(("done", execution))
 
     def _event_loop(self) -> asyncio.AbstractEventLoop:
@@ -355,8 +364,14 @@ class Worker:
                 return
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
-                # keeps the job ours meanwhile; if it expires the job is simply run again)
+                # keeps the job ours meanwhile; if it expires the job is simply run again).
+                # A worker told to stop gives up after its grace period: at-least-once holds.
                 self._store_trouble("ack", exc)
+                if self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace:
+                    self.log.error("store unreachable while stopping: %d outcome(s) not "
+                                   "written; those jobs run again after their lease",
+                                   len(completes) + len(releases) + len(failures))
+                    return
                 time.sleep(delay)
                 delay = min(_STORE_RETRY_MAX, delay * 2)
 

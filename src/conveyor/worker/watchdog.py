@@ -21,7 +21,7 @@ from ..errors import JobTimeout
 
 def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
     """Ask CPython to raise ``exc_type`` in another thread at its next bytecode."""
-    done = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+    done: int = ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
     )
     if done > 1:  # should never happen; undo rather than hit several threads

@@ -38,7 +38,9 @@ from .batches import SQLiteBatches
 T = TypeVar("T")
 _SYNC_MODES = ("off", "normal", "full", "extra")
 _CHUNK = 500  # rows per statement; SQLite's variable limit is 32766 on modern builds
-_RESERVE_COLUMNS = "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+_RESERVE_COLUMNS = (
+    "id, queue, name, payload, attempts, max_tries, available_at, created_at, batch_id"
+)
 _POLL_INTERVAL = 0.002
 
 
@@ -77,7 +79,8 @@ class SQLiteBackend(SQLiteBatches, Backend):
         try:
             self.busy_timeout_ms = int(options.get("busy_timeout", "10000"))
         except ValueError:
-            raise ConfigurationError("SQLite URL option busy_timeout must be milliseconds") from None
+            raise ConfigurationError(
+                "SQLite URL option busy_timeout must be a number of milliseconds") from None
         self._lock = threading.RLock()
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
@@ -535,6 +538,7 @@ class SQLiteBackend(SQLiteBatches, Backend):
             self._local.waiter = waiter
             self._local.pid = os.getpid()
             self._local.version = waiter.execute("PRAGMA data_version").fetchone()[0]
+            return True  # anything committed before this baseline was not seen: look now
         deadline = time.monotonic() + timeout
         while True:
             version = waiter.execute("PRAGMA data_version").fetchone()[0]

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import uuid
+
+import pytest
+from pydantic import BaseModel
+
+from conveyor.errors import BadArguments, PayloadTooLarge, SerializationError
+from conveyor.serialization import bind_arguments, decode_payload, encode_payload
+
+
+@dataclasses.dataclass
+class Address:
+    street: str
+    number: int
+
+
+class Order(BaseModel):
+    id: int
+    total: decimal.Decimal
+
+
+def roundtrip(*args: object, **kwargs: object) -> tuple[list[object], dict[str, object]]:
+    text = encode_payload("j", args, kwargs, {"tries": 2}, 1 << 20)
+    payload = decode_payload(text)
+    assert payload.job == "j" and payload.meta == {"tries": 2}
+    return payload.args, payload.kwargs
+
+
+def test_typed_values_come_back_as_themselves() -> None:
+    when = dt.datetime(2026, 11, 28, 10, 30, tzinfo=dt.UTC)
+    values = [when, dt.date(2026, 1, 2), decimal.Decimal("12.30"), uuid.UUID(int=7),
+              {1, 2}, b"\x00\xff", dt.timedelta(seconds=90), dt.time(8, 15)]
+    args, _ = roundtrip(*values)
+    assert args == values
+    assert type(args[2]) is decimal.Decimal and str(args[2]) == "12.30"
+
+
+def test_plain_json_and_nested_values() -> None:
+    args, kwargs = roundtrip([1, "a", None, True, 1.5], {"k": [dt.date(2026, 1, 1)]}, x={"y": 1})
+    assert args == [[1, "a", None, True, 1.5], {"k": [dt.date(2026, 1, 1)]}]
+    assert kwargs == {"x": {"y": 1}}
+
+
+def test_a_user_dict_that_looks_like_a_tag_is_escaped() -> None:
+    args, _ = roundtrip({"__cv__": "datetime", "v": "not a date"})
+    assert args == [{"__cv__": "datetime", "v": "not a date"}]
+
+
+def test_dataclasses_and_models_are_rebuilt_from_annotations_only() -> None:
+    def job(address: Address, order: Order, maybe: Address | None = None) -> None: ...
+
+    args, kwargs = roundtrip(Address("Main", 1), Order(id=3, total=decimal.Decimal("9.5")))
+    assert args[0] == {"street": "Main", "number": 1}  # no type name travels
+    bound = bind_arguments(job, args, kwargs)
+    assert bound.arguments["address"] == Address("Main", 1)
+    assert bound.arguments["order"] == Order(id=3, total=decimal.Decimal("9.5"))
+
+
+def test_unsupported_values_fail_at_encode() -> None:
+    with pytest.raises(SerializationError, match="cannot send a object"):
+        encode_payload("j", [object()], {}, {}, 1 << 20)
+    with pytest.raises(SerializationError, match="keys must be strings"):
+        encode_payload("j", [{1: 2}], {}, {}, 1 << 20)
+    with pytest.raises(SerializationError, match="not valid JSON"):
+        encode_payload("j", [float("nan")], {}, {}, 1 << 20)
+
+
+def test_payload_cap() -> None:
+    with pytest.raises(PayloadTooLarge, match="over the cap of 100 bytes"):
+        encode_payload("j", ["x" * 200], {}, {}, 100)
+    with pytest.raises(PayloadTooLarge):
+        encode_payload("j", ["é" * 60], {}, {}, 100)  # counted in UTF-8 bytes
+    with pytest.raises(PayloadTooLarge):
+        decode_payload("x" * 101, max_bytes=100)
+
+
+@pytest.mark.parametrize("garbage", [
+    "", "{", "[]", "null", '{"job": 3}', '{"job": "j", "args": {}}',
+    '{"job": "j", "args": [{"__cv__": "pickle", "v": "x"}]}',
+    '{"job": "j", "args": [{"__cv__": "datetime", "v": "yesterday"}]}',
+    b"\xff\xfe",
+])
+def test_garbage_payloads_are_clear_errors(garbage: str) -> None:
+    with pytest.raises(SerializationError):
+        decode_payload(garbage)
+
+
+def test_bind_reports_wrong_arguments() -> None:
+    def job(a: int, b: int = 2) -> None: ...
+
+    with pytest.raises(BadArguments, match="arguments do not match"):
+        bind_arguments(job, [1, 2, 3], {})
+    with pytest.raises(BadArguments):
+        bind_arguments(job, [], {"c": 1})
