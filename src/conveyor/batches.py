@@ -28,12 +28,6 @@ if TYPE_CHECKING:
 CALLBACK_KINDS = ("then", "catch", "finally", "progress")
 
 
-def new_batch_id() -> str:
-    from .jobs import new_job_id
-
-    return new_job_id()
-
-
 @dataclass(slots=True)
 class BatchOptions:
     """What a batch keeps in its ``options`` column."""
@@ -184,7 +178,7 @@ def batch_records(app: Conveyor, batch_id: str,
             records.append(item.head_record(batch_id=batch_id))
         else:
             records.append(replace(item, options=replace(item.options, batch_id=batch_id))
-                           .to_record(now, cap))
+                           .to_record(now, cap, app.new_job_id()))
     return records
 
 
@@ -263,7 +257,7 @@ class PendingBatch:
     def dispatch(self, batch_id: str | None = None) -> str:
         """Create the batch and insert its jobs in one store call; returns the batch id."""
         app = self.app
-        batch_id = batch_id or new_batch_id()
+        batch_id = batch_id or app.new_job_id()
         new, records = self.prepare(batch_id)
         if app.recording:
             app.record_dispatch(records)

@@ -85,19 +85,15 @@ class PendingChain:
         if "batch" in links[0] or (batch_id and any("batch" in link for link in links)):
             raise ConfigurationError(
                 "a chain inside a batch cannot contain batches; start the chain with a job")
-        from .jobs import new_job_id
-
-        chain_id = new_job_id()
+        chain_id = self.app.new_job_id()
         return link_record(links[0], chain_id, self.app.clock(), batch_id=batch_id,
                            meta=self._meta(chain_id, links[1:]))
 
     def dispatch(self) -> str:
         """Insert the first link (or create the first batch); returns the chain id."""
-        from .jobs import new_job_id
-
         links = self._links()
         if "batch" in links[0]:
-            chain_id = new_job_id()
+            chain_id = self.app.new_job_id()
             start_batch(self.app, links[0]["batch"], self._meta(chain_id, links[1:])["chain"],
                         chain_id)
             return chain_id
@@ -111,9 +107,7 @@ class PendingChain:
 
 def encode_batch(app: Conveyor, pending: PendingBatch) -> dict[str, Any]:
     """A batch link as data: its jobs and options, created when the chain reaches it."""
-    from .jobs import new_job_id
-
-    new, records = pending.prepare(new_job_id())
+    new, records = pending.prepare(app.new_job_id())
     return {"name": new.name, "options": new.options,
             "jobs": [{"name": r.name, "queue": r.queue, "payload": r.payload,
                       "max_tries": r.max_tries, "delay": r.available_at - r.created_at}
@@ -154,8 +148,8 @@ def start_batch(app: Conveyor, spec: dict[str, Any], chain: dict[str, Any],
 
 def _continue_payload(app: Conveyor) -> str:
     ensure_internal_jobs(app)
-    return app.registry[CONTINUE_JOB].prepare().to_record(0.0, app.settings.payload_max_bytes) \
-        .payload
+    return app.registry[CONTINUE_JOB].prepare().to_record(
+        0.0, app.settings.payload_max_bytes, "").payload
 
 
 def advance(app: Conveyor, chain: dict[str, Any], job_id: str, batch_id: str | None) -> None:

@@ -29,7 +29,7 @@ def derived_id(*parts: str) -> str:
 
 
 def job_link(app: Conveyor, prepared: PreparedJob) -> Link:
-    record = prepared.to_record(app.clock(), app.settings.payload_max_bytes)
+    record = prepared.to_record(app.clock(), app.settings.payload_max_bytes, "")
     return {"name": record.name, "queue": record.queue, "payload": record.payload,
             "max_tries": record.max_tries, "delay": record.available_at - record.created_at}
 
