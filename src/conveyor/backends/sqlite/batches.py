@@ -69,11 +69,13 @@ class SQLiteBatches:
             conn.execute(
                 f"INSERT INTO {self._tb} ({_COLUMNS}) VALUES (?, ?, 0, 0, 0, '[]', ?, ?, NULL, "
                 "NULL)", (batch.id, batch.name, batch.options, batch.created_at))
-            added = self._add_members(conn, batch.id, jobs)
-            for start in range(0, len(added), _CHUNK):
-                self._insert_jobs(conn, added[start:start + _CHUNK])
+            # a fresh batch: every job is a new member (a repeated id fails the whole call)
+            conn.executemany(f"INSERT INTO {self._tm} (batch_id, job_id) VALUES (?, ?)",
+                             [(batch.id, job.id) for job in jobs])
+            for start in range(0, len(jobs), _CHUNK):
+                self._insert_jobs(conn, jobs[start:start + _CHUNK])
             conn.execute(f"UPDATE {self._tb} SET total_jobs = ?, pending_jobs = ? WHERE id = ?",
-                         (len(added), len(added), batch.id))
+                         (len(jobs), len(jobs), batch.id))
             record = self._get(conn, batch.id)
         assert record is not None
         return record
