@@ -137,3 +137,17 @@ def test_fake_records_batch_jobs(app: Conveyor) -> None:
         batch_id = app.batch([work.prepare(i) for i in range(3)]).dispatch()
     fake.assert_dispatched(work, 3)
     fake.assert_dispatched_with_batch(work, batch_id)
+
+
+def test_job_lost_with_its_worker_counts_as_failed(app: Conveyor, tmp_path: Path) -> None:
+    import time
+
+    work, record = app.get_job("bt.work"), app.get_job("bt.record")
+    batch_id = (app.batch([work.prepare(1), work.prepare(2)]).allow_failures()
+                .catch(record.prepare("catch")).finally_(record.prepare("finally")).dispatch())
+    # a worker that reserved job 1 and died: its lease expired long ago, and tries=1
+    (lost,) = app.backend.jobs_reserve(["default"], 1, 0.001, "dead", time.time())
+    run_until_empty(app)
+    batch = app.find_batch(batch_id)
+    assert batch is not None and batch.failed_job_ids == [lost.id] and batch.finished
+    assert results(tmp_path) == {"catch": 1, "finally": 1}
