@@ -15,7 +15,7 @@ from .errors import BadArguments, ConfigurationError
 from .records import NewJob
 from .retry import Backoff, parse_backoff
 from .routing import queue_name, validate_priority, validate_queue
-from .serialization import encode_payload
+from .serialization import encode_payload, type_hints
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -144,6 +144,7 @@ class JobDefinition(Generic[P, R]):
             self.signature: inspect.Signature | None = inspect.signature(func)
         except (TypeError, ValueError):
             self.signature = None
+        self._hints: dict[str, Any] | None = None
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", self.name)
 
@@ -176,6 +177,13 @@ class JobDefinition(Generic[P, R]):
     def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue one run; returns the job id."""
         return self.app.dispatch(PreparedJob(self, args, kwargs, JobOptions()))
+
+    @property
+    def hints(self) -> dict[str, Any]:
+        """The function's resolved annotations, computed once."""
+        if self._hints is None:
+            self._hints = type_hints(self.func)
+        return self._hints
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Fail at dispatch, not on a worker, when arguments cannot bind."""

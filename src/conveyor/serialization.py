@@ -205,19 +205,30 @@ def _coerce(value: Any, annotation: Any) -> Any:
     return value
 
 
+def type_hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(func)
+    except Exception:  # unresolvable annotations: bind untyped
+        return {}
+
+
 def bind_arguments(
-    func: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+    func: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    signature: inspect.Signature | None = None,
+    hints: dict[str, Any] | None = None,
 ) -> inspect.BoundArguments:
-    """Bind decoded arguments to ``func``, rebuilding typed values from its annotations."""
-    signature = inspect.signature(func)
+    """Bind decoded arguments to ``func``, rebuilding typed values from its annotations.
+    Pass a cached ``signature`` and ``hints`` on hot paths."""
+    if signature is None:
+        signature = inspect.signature(func)
     try:
         bound = signature.bind(*args, **kwargs)
     except TypeError as exc:
         raise BadArguments(f"arguments do not match {func.__qualname__}{signature}: {exc}") from exc
-    try:
-        hints = typing.get_type_hints(func)
-    except Exception:
-        hints = {}
+    if hints is None:
+        hints = type_hints(func)
     for name, value in list(bound.arguments.items()):
         hint = hints.get(name, inspect.Parameter.empty)
         if hint is not inspect.Parameter.empty:

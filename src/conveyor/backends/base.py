@@ -84,6 +84,28 @@ class Backend(abc.ABC):
         (skipping paused ones), oldest ``available_at`` first within a queue. Each reserved
         job gets ``attempts + 1``, a fresh token and ``lease_expires_at = now + lease``."""
 
+    def jobs_ack_and_reserve(
+        self,
+        completes: Sequence[Lease],
+        releases: Sequence[Release],
+        failures: Sequence[Failure],
+        queues: Sequence[str],
+        limit: int,
+        lease: float,
+        worker: str,
+        now: float,
+    ) -> list[ReservedJob]:
+        """Write finished attempts, then reserve up to ``limit``: the worker's one round
+        trip per loop. Stores override it to share a transaction or a pipeline; the acks
+        are idempotent under their tokens, so a caller may safely repeat them."""
+        if completes:
+            self.jobs_complete(completes)
+        if releases:
+            self.jobs_release(releases)
+        if failures:
+            self.jobs_fail(failures)
+        return self.jobs_reserve(queues, limit, lease, worker, now) if limit > 0 else []
+
     @abc.abstractmethod
     def jobs_complete(self, leases: Sequence[Lease]) -> int:
         """Delete finished jobs whose token still matches; returns how many."""

@@ -73,10 +73,8 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                          attempt=reserved.attempts, tries=execution.policy.tries,
                          batch_id=reserved.batch_id or _callback_of(payload.meta))
         execution.ctx = ctx
-        if job.context:
-            bound = bind_arguments(job.func, [ctx, *payload.args], payload.kwargs)
-        else:
-            bound = bind_arguments(job.func, payload.args, payload.kwargs)
+        args = [ctx, *payload.args] if job.context else payload.args
+        bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
         execution.call_args, execution.call_kwargs = bound.args, bound.kwargs
     except (SerializationError, UnknownJob, BadArguments) as exc:
         execution.record_error(exc)

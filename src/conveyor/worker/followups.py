@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..batches import BatchOptions, fire_due
 from ..chains import advance, fire_catch
+from ..errors import StoreError
 from ..records import BatchMark, BatchOutcome, BatchRecord, Failure, Lease, Release
 from ..serialization import decode_payload
 from .logs import LOGGER
@@ -108,6 +110,23 @@ class Followups:
             self._states[batch_id] = (time.monotonic(), record)
             for key in fire_due(app, record, self._fired):
                 self.log.info("batch %s: %s callback dispatched", batch_id, key)
+
+    def run_retrying(self, items: list[Ended], give_up: Callable[[], bool]) -> bool:
+        """``run`` until it succeeds (the store may be away for a while) or ``give_up()``;
+        False when given up: the caller must then not ack those jobs."""
+        delay = 0.05
+        while True:
+            try:
+                self.run(items)
+                return True
+            except StoreError as exc:
+                self.log.warning("store trouble during batch bookkeeping: %s", exc,
+                                 extra={"fields": {"event": "store_error",
+                                                   "during": "batch bookkeeping"}})
+                if give_up():
+                    return False
+                time.sleep(delay)  # back off while the store is unreachable
+                delay = min(5.0, delay * 2)
 
     def lost(self, job_ids: list[str]) -> None:
         """Jobs failed as "worker lost" by lease recovery: they ended without a worker to

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
@@ -46,6 +47,20 @@ def resident_memory_mb() -> float:
         import resource
 
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+@dataclass(slots=True)
+class Outcomes:
+    """Finished attempts waiting to be written (with the next reserve, or on a flush)."""
+
+    completes: list[Lease] = field(default_factory=list)
+    releases: list[Release] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+
+    def extend(self, other: Outcomes) -> None:
+        self.completes.extend(other.completes)
+        self.releases.extend(other.releases)
+        self.failures.extend(other.failures)
 
 
 class Worker:
@@ -77,6 +92,7 @@ class Worker:
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
         self._old_handlers: dict[int, Any] = {}
+        self._pending = Outcomes()
         self.followups = Followups(app)
         from ..chains import ensure_internal_jobs
 
@@ -127,6 +143,7 @@ class Worker:
             if self.stopping and self.stop_reason.startswith("signal"):
                 self.log.warning("second %s: releasing running jobs and exiting now", name)
                 self._abandon(list(self.in_flight), "worker stopped by a second signal")
+                self._flush()
                 os._exit(EXIT_OK)
             self.request_stop(f"signal {name}")
 
@@ -163,8 +180,10 @@ class Worker:
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
                 if not self.in_flight:
+                    self._flush()
                     return
                 if time.monotonic() >= stop_deadline:
+                    self._flush()
                     self.log.warning("grace period over: releasing %d running job(s)",
                                      len(self.in_flight))
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
@@ -173,7 +192,7 @@ class Worker:
                 self._handle_stuck()
                 return
             if fetch and not self.stopping:
-                got = self._fetch()
+                got = self._fetch()  # writes the pending outcomes in the same round trip
                 if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
@@ -200,6 +219,8 @@ class Worker:
             if finished:
                 self._complete(finished)
                 self._after_jobs()
+                if self.stopping:
+                    self._flush()
             if not events and free > 0:
                 # poll backstop: back off towards --sleep while idle
                 idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
@@ -216,21 +237,28 @@ class Worker:
         return keyed
 
     def _fetch(self) -> int:
+        """Write pending outcomes and reserve up to the free slots, in one store call."""
         free = self.opts.concurrency - len(self.in_flight)
         if self.opts.once and (self.processed or self.in_flight):
-            return 0
+            free = 0
         if self.opts.max_jobs:
             free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
         if self.opts.once:
             free = min(free, 1)
-        if free <= 0:
+        free = max(free, 0)
+        pending = self._pending
+        if free == 0:
+            self._flush()
             return 0
+        self._pending = Outcomes()
         try:
-            reserved = self.backend.jobs_reserve(self._queue_order(), free,
-                                                 self.opts.defaults.lease, self.opts.name,
-                                                 self.app.clock())
+            reserved = self.backend.jobs_ack_and_reserve(
+                pending.completes, pending.releases, pending.failures, self._queue_order(),
+                free, self.opts.defaults.lease, self.opts.name, self.app.clock())
         except StoreError as exc:
             self._store_trouble("reserve", exc)
+            self._pending.extend(pending)
+            self._flush()
             return 0
         for job in reserved:
             self._start(job)
@@ -299,10 +327,9 @@ class Worker:
 
     # -- completion ---------------------------------------------------------------------------
     def _complete(self, executions: list[Execution]) -> None:
-        completes: list[Lease] = []
-        releases: list[Release] = []
-        failures: list[Failure] = []
-        followups: list[Ended] = []
+        """Decide each finished attempt; the store writes wait for the next round trip, except
+        batch and chain follow-ups, written now: before their jobs' acks (mark-then-ack)."""
+        held, followups = Outcomes(), list[Ended]()
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -314,6 +341,8 @@ class Worker:
             item = ended(execution, op)
             if item is not None:
                 followups.append(item)
+            target = held if item is not None else self._pending
+            completes, releases, failures = target.completes, target.releases, target.failures
             if isinstance(op, Lease):
                 completes.append(op)
                 outcome = "cancelled with its batch" if execution.skipped else "done"
@@ -342,16 +371,20 @@ class Worker:
                                      queue=reserved.queue, attempt=reserved.attempts,
                                      runtime=execution.runtime, error=execution.error,
                                      delay=decision.delay)
-        self._write_outcomes(completes, releases, failures, followups)
+        if followups and self.followups.run_retrying(followups, self._give_up_writing):
+            self._pending.extend(held)
+        # else: not acked, so those jobs run again after their lease and mark again
 
-    def _write_outcomes(self, completes: list[Lease], releases: list[Release],
-                        failures: list[Failure], followups: list[Ended]) -> None:
+    def _give_up_writing(self) -> bool:
+        return self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace
+
+    def _flush(self) -> None:
+        """Write pending outcomes now, retrying while the store is unreachable."""
+        pending, self._pending = self._pending, Outcomes()
+        completes, releases, failures = pending.completes, pending.releases, pending.failures
         delay = 0.05
-        while True:
+        while completes or releases or failures:
             try:
-                if followups:  # mark-then-ack: see worker/followups.py
-                    self.followups.run(followups)
-                    followups = []
                 if completes:
                     self.backend.jobs_complete(completes)
                     completes = []
@@ -361,7 +394,6 @@ class Worker:
                 if failures:
                     self.backend.jobs_fail(failures)
                     failures = []
-                return
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
                 # keeps the job ours meanwhile; if it expires the job is simply run again).
@@ -419,6 +451,7 @@ class Worker:
                 continue
             if event[0] == "done" and event[1].reserved.id not in stuck:
                 self._complete([event[1]])
+        self._flush()
         self._abandon(list(self.in_flight), "", timed_out=stuck)
         self.exit_code = EXIT_STUCK
         self.log.error("worker %s exits with %d so that its supervisor starts a fresh one",

@@ -64,7 +64,8 @@ class Watchdog:
         watch = Watch(key, time.monotonic() + timeout, inject)
         with self._cond:
             heapq.heappush(self._heap, (watch.deadline, next(self._counter), watch, False))
-            self._cond.notify()
+            if self._heap[0][2] is watch:  # only an earlier deadline changes the wait
+                self._cond.notify()
         return watch
 
     def stop(self) -> None:
@@ -76,6 +77,8 @@ class Watchdog:
     def _run(self) -> None:
         while True:
             with self._cond:
+                while self._heap and self._heap[0][2].finished:
+                    heapq.heappop(self._heap)
                 while not self._stopped and (
                     not self._heap or self._heap[0][0] > time.monotonic()
                 ):

@@ -217,55 +217,82 @@ class SQLiteBackend(SQLiteBatches, Backend):
     ) -> list[ReservedJob]:
         if limit <= 0 or not queues:
             return []
+        with self._write() as conn:
+            return self._reserve_in(conn, queues, limit, lease, worker, now)
+
+    def jobs_ack_and_reserve(
+        self, completes: Sequence[Lease], releases: Sequence[Release],
+        failures: Sequence[Failure], queues: Sequence[str], limit: int, lease: float,
+        worker: str, now: float,
+    ) -> list[ReservedJob]:
+        """One ``BEGIN IMMEDIATE`` transaction for the worker's whole round trip."""
+        with self._write() as conn:
+            self._complete_in(conn, completes)
+            self._release_in(conn, releases)
+            for item in failures:
+                self._move_to_failed(conn, item.id, item.token, item.exception, item.failed_at)
+            if limit <= 0 or not queues:
+                return []
+            return self._reserve_in(conn, queues, limit, lease, worker, now)
+
+    def _reserve_in(self, conn: sqlite3.Connection, queues: Sequence[str], limit: int,
+                    lease: float, worker: str, now: float) -> list[ReservedJob]:
         token = os.urandom(8).hex()
         expires = now + lease
         reserved: list[ReservedJob] = []
-        with self._write() as conn:
-            paused = {row[0] for row in conn.execute(
-                f"SELECT queue FROM {self.t_queues} WHERE paused = 1")}
-            for queue in queues:
-                if queue in paused:
-                    continue
-                want = limit - len(reserved)
-                rows = conn.execute(
-                    f"UPDATE {self.t_jobs} SET reserved_at = ?, attempts = attempts + 1, "
-                    "token = ?, worker = ?, lease_expires_at = ? WHERE id IN ("
-                    f"SELECT id FROM {self.t_jobs} WHERE queue = ? AND reserved_at IS NULL "
-                    "AND available_at <= ? ORDER BY available_at LIMIT ?) "
-                    f"RETURNING {_RESERVE_COLUMNS}",
-                    (now, token, worker, expires, queue, now, want),
-                ).fetchall()
-                rows.sort(key=lambda r: r[6])
-                for row in rows:
-                    reserved.append(ReservedJob(
-                        id=row[0], queue=row[1], name=row[2], payload=row[3], attempts=row[4],
-                        max_tries=row[5], token=token, available_at=row[6], created_at=row[7],
-                        reserved_at=now, lease_expires_at=expires, batch_id=row[8],
-                    ))
-                if len(reserved) >= limit:
-                    break
+        paused = {row[0] for row in conn.execute(
+            f"SELECT queue FROM {self.t_queues} WHERE paused = 1")}
+        for queue in queues:
+            if queue in paused:
+                continue
+            want = limit - len(reserved)
+            rows = conn.execute(
+                f"UPDATE {self.t_jobs} SET reserved_at = ?, attempts = attempts + 1, "
+                "token = ?, worker = ?, lease_expires_at = ? WHERE id IN ("
+                f"SELECT id FROM {self.t_jobs} WHERE queue = ? AND reserved_at IS NULL "
+                "AND available_at <= ? ORDER BY available_at LIMIT ?) "
+                f"RETURNING {_RESERVE_COLUMNS}",
+                (now, token, worker, expires, queue, now, want),
+            ).fetchall()
+            rows.sort(key=lambda r: r[6])
+            for row in rows:
+                reserved.append(ReservedJob(
+                    id=row[0], queue=row[1], name=row[2], payload=row[3], attempts=row[4],
+                    max_tries=row[5], token=token, available_at=row[6], created_at=row[7],
+                    reserved_at=now, lease_expires_at=expires, batch_id=row[8],
+                ))
+            if len(reserved) >= limit:
+                break
         return reserved
 
     def jobs_complete(self, leases: Sequence[Lease]) -> int:
         if not leases:
             return 0
         with self._write() as conn:
-            cur = conn.executemany(
-                f"DELETE FROM {self.t_jobs} WHERE id = ? AND token = ?",
-                [(lease.id, lease.token) for lease in leases],
-            )
-            return cur.rowcount
+            return self._complete_in(conn, leases)
+
+    def _complete_in(self, conn: sqlite3.Connection, leases: Sequence[Lease]) -> int:
+        if not leases:
+            return 0
+        return conn.executemany(
+            f"DELETE FROM {self.t_jobs} WHERE id = ? AND token = ?",
+            [(lease.id, lease.token) for lease in leases],
+        ).rowcount
 
     def jobs_release(self, items: Sequence[Release]) -> int:
         if not items:
             return 0
         with self._write() as conn:
-            cur = conn.executemany(
-                f"UPDATE {self.t_jobs} SET reserved_at = NULL, token = NULL, worker = NULL, "
-                "lease_expires_at = NULL, available_at = ? WHERE id = ? AND token = ?",
-                [(item.available_at, item.id, item.token) for item in items],
-            )
-            return cur.rowcount
+            return self._release_in(conn, items)
+
+    def _release_in(self, conn: sqlite3.Connection, items: Sequence[Release]) -> int:
+        if not items:
+            return 0
+        return conn.executemany(
+            f"UPDATE {self.t_jobs} SET reserved_at = NULL, token = NULL, worker = NULL, "
+            "lease_expires_at = NULL, available_at = ? WHERE id = ? AND token = ?",
+            [(item.available_at, item.id, item.token) for item in items],
+        ).rowcount
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
         if not items:
