@@ -17,7 +17,7 @@ OK, FAILED, CANCELLED = BatchOutcome.SUCCEEDED, BatchOutcome.FAILED, BatchOutcom
 @pytest.fixture(autouse=True)
 def _needs_batches(backend: Backend) -> None:
     if not backend.capabilities.batches:
-        pytest.skip(f"{type(backend).__name__} does not implement batches yet")
+        pytest.skip(f"{type(backend).__name__} here has capabilities.batches = False")
 
 
 def batch_job(n: int, batch: str, queue: str = "default") -> NewJob:
