@@ -193,10 +193,12 @@ class Worker:
                 return
             if fetch and not self.stopping:
                 got = self._fetch()  # writes the pending outcomes in the same round trip
-                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                if got < 0:  # the store failed: not "empty"; try again after the wait
+                    got = 0
+                elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
-                if got:
+                if got > 0:
                     idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
             # wait for something to happen
             free = opts.concurrency - len(self.in_flight)
@@ -259,7 +261,7 @@ class Worker:
             self._store_trouble("reserve", exc)
             self._pending.extend(pending)
             self._flush()
-            return 0
+            return -1
         for job in reserved:
             self._start(job)
         return len(reserved)
@@ -548,7 +550,8 @@ class Worker:
                 held = set(self.backend.jobs_extend_lease(
                     running, self.opts.defaults.lease, self.app.clock()))
                 for lease in running:
-                    if lease.id not in held:
+                    # a job that finished meanwhile was deleted by its ack: not lost
+                    if lease.id not in held and lease.id in self.in_flight:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
             self.backend.worker_heartbeat(self._info())
