@@ -151,3 +151,33 @@ def test_job_lost_with_its_worker_counts_as_failed(app: Conveyor, tmp_path: Path
     batch = app.find_batch(batch_id)
     assert batch is not None and batch.failed_job_ids == [lost.id] and batch.finished
     assert results(tmp_path) == {"catch": 1, "finally": 1}
+
+
+def test_cli_list_show_cancel(app: Conveyor, tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from conveyor.cli.main import cli
+
+    work = app.get_job("bt.work")
+    batch_id = app.batch([work.prepare(i) for i in range(3)], name="cli").dispatch()
+    url = app.settings.url
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(cli, ["--connection", url, *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    assert "cli" in run("batches", "--running")
+    shown = json.loads(run("batches", "show", batch_id, "--json"))
+    assert shown["total_jobs"] == 3 and shown["state"] == "running"
+    assert "Cancelled batch" in run("batches", "cancel", batch_id)
+    batch = app.find_batch(batch_id)
+    assert batch is not None and batch.cancelled
+    missing = runner.invoke(cli, ["--connection", url, "batches", "show", "nope"])
+    assert missing.exit_code == 1 and "no batch with id nope" in missing.output
+    run_until_empty(app)
+    assert "No running batches." in run("batches", "--running")
+    assert json.loads(run("batches", "--json"))[0]["state"] == "cancelled, finished"

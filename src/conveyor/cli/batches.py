@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
+from rich.table import Table
 
 from ..batches import Batch
 from ..records import BatchRecord
 from .context import CliContext, fail, pass_ctx
 from .output import console, echo_json, table, when
+
+if TYPE_CHECKING:
+    from ..app import Conveyor
 
 
 def _state(record: BatchRecord) -> str:
@@ -33,26 +39,37 @@ def _find(ctx: CliContext, batch_id: str) -> Batch:
     return batch
 
 
+def running_batches(app: Conveyor, limit: int = 50) -> list[BatchRecord]:
+    """Batches not finished yet, newest first (for the monitor's batches panel)."""
+    return [r for r in app.backend.batch_list(limit=limit) if not r.finished]
+
+
+def render_batches(records: list[BatchRecord], title: str = "Batches") -> Table:
+    return table(
+        title, ["id", "name", "progress", "total", "pending", "failed", "state", "created"],
+        [(r.id, r.name, _bar(r.progress), r.total_jobs, r.pending_jobs, r.failed_jobs,
+          _state(r), when(r.created_at)) for r in records])
+
+
 @click.group(invoke_without_command=True)
 @click.option("--limit", type=click.IntRange(1), default=50, show_default=True)
+@click.option("--running", is_flag=True, help="Only batches not finished yet.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_context
-def batches(click_ctx: click.Context, limit: int, as_json: bool) -> None:
+def batches(click_ctx: click.Context, limit: int, running: bool, as_json: bool) -> None:
     """List batches, newest first, with their progress."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx = click_ctx.ensure_object(CliContext)
-    records = ctx.app.backend.batch_list(limit=limit)
+    app = ctx.app
+    records = running_batches(app, limit) if running else app.backend.batch_list(limit=limit)
     if as_json:
-        echo_json([r.to_dict() for r in records])
+        echo_json([r.to_dict() | {"state": _state(r)} for r in records])
         return
     if not records:
-        click.echo("No batches.")
+        click.echo("No running batches." if running else "No batches.")
         return
-    console().print(table(
-        "Batches", ["id", "name", "progress", "total", "pending", "failed", "state", "created"],
-        [(r.id, r.name, _bar(r.progress), r.total_jobs, r.pending_jobs, r.failed_jobs,
-          _state(r), when(r.created_at)) for r in records]))
+    console().print(render_batches(records, "Running batches" if running else "Batches"))
 
 
 @batches.command()
