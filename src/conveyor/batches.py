@@ -108,19 +108,58 @@ class Batch:
         return (f"<Batch {r.id} {r.name!r} {r.progress}% total={r.total_jobs} "
                 f"pending={r.pending_jobs} failed={r.failed_jobs}>")
 
-    id = property(lambda self: self.record.id)
-    name = property(lambda self: self.record.name)
-    total_jobs = property(lambda self: self.record.total_jobs)
-    pending_jobs = property(lambda self: self.record.pending_jobs)
-    failed_jobs = property(lambda self: self.record.failed_jobs)
-    processed_jobs = property(lambda self: self.record.processed_jobs)
-    failed_job_ids = property(lambda self: list(self.record.failed_job_ids))
-    progress = property(lambda self: self.record.progress)
-    finished = property(lambda self: self.record.finished)
-    succeeded = property(lambda self: self.record.succeeded)
-    created_at = property(lambda self: self.record.created_at)
-    finished_at = property(lambda self: self.record.finished_at)
-    cancelled_at = property(lambda self: self.record.cancelled_at)
+    # as of the last read (``refresh()`` reads again)
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def total_jobs(self) -> int:
+        return self.record.total_jobs
+
+    @property
+    def pending_jobs(self) -> int:
+        return self.record.pending_jobs
+
+    @property
+    def failed_jobs(self) -> int:
+        return self.record.failed_jobs
+
+    @property
+    def processed_jobs(self) -> int:
+        return self.record.processed_jobs
+
+    @property
+    def failed_job_ids(self) -> list[str]:
+        return list(self.record.failed_job_ids)
+
+    @property
+    def progress(self) -> int:
+        return self.record.progress
+
+    @property
+    def finished(self) -> bool:
+        return self.record.finished
+
+    @property
+    def succeeded(self) -> bool:
+        return self.record.succeeded
+
+    @property
+    def created_at(self) -> float:
+        return self.record.created_at
+
+    @property
+    def finished_at(self) -> float | None:
+        return self.record.finished_at
+
+    @property
+    def cancelled_at(self) -> float | None:
+        return self.record.cancelled_at
 
     @property
     def cancelled(self) -> bool:
