@@ -45,7 +45,7 @@ def _write(n: int) -> None:
     if conn is None:
         conn = _local.conn = connect()
     with conn.cursor() as cur:
-        cur.execute(f"INSERT INTO {ledger_table()} (job, runs, pid) VALUES (%s, 1, %s) "  # noqa: S608 - test table name
+        cur.execute(f"INSERT INTO {ledger_table()} (job, runs, pid) VALUES (%s, 1, %s) "
                     "ON DUPLICATE KEY UPDATE runs = runs + 1", (n, os.getpid()))
 
 

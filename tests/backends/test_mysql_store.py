@@ -1,7 +1,7 @@
 """What only the MySQL / MariaDB store has: URL options, the server version gate, the
 migration lock, transactional enqueue on the caller's PyMySQL connection, transparent
 deadlock retries and reconnects."""
-# ruff: noqa: S608 - the scratch table names are the test's own, not input
+
 
 from __future__ import annotations
 

@@ -57,7 +57,10 @@ def test_two_migrations_at_once_are_safe(url: str) -> None:
         t.join(30)
     for b in backends:
         b.close()
-    assert sorted(map(len, results)) == [0, 2], results  # type: ignore[arg-type]
+    from conveyor.backends.migrations import load_migrations
+
+    every = len(load_migrations("conveyor.backends.postgres", "m_"))
+    assert sorted(map(len, results)) == [0, every], results  # type: ignore[arg-type]
 
 
 def test_listener_comes_back_after_its_connection_is_killed(url: str) -> None:

@@ -48,7 +48,7 @@ def ledger(url: str, prefix: str) -> dict[int, int]:
     try:
         mysql_ledger.create_ledger(conn, prefix)
         with conn.cursor() as cur:
-            cur.execute(f"SELECT job, runs FROM {mysql_ledger.ledger_table(prefix)}")  # noqa: S608
+            cur.execute(f"SELECT job, runs FROM {mysql_ledger.ledger_table(prefix)}")
             return {int(job): int(runs) for job, runs in cur.fetchall()}
     finally:
         conn.close()

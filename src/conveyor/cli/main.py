@@ -35,9 +35,9 @@ def cli(ctx: click.Context, app_spec: str | None, connection: str | None) -> Non
 
 
 def _register() -> None:
-    from . import control, failed, monitor, work
+    from . import batches, control, failed, monitor, work
 
-    for module in (work, failed, control, monitor):
+    for module in (work, failed, control, monitor, batches):
         for command in module.COMMANDS:
             cli.add_command(command)
     import importlib

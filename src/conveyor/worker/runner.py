@@ -28,6 +28,7 @@ from ..errors import ConveyorError, JobTimeout, StoreError
 from ..monitoring.metrics import MetricsRecorder
 from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
 from .executor import Execution, call_async, call_sync, prepare, settle
+from .followups import Ended, Followups, ended
 from .logs import LOGGER, log_job
 from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
 from .watchdog import Watch, Watchdog
@@ -100,6 +101,10 @@ class Worker:
             retention=app.settings.metrics_retention)
         self._old_handlers: dict[int, Any] = {}
         self._pending = Outcomes()
+        self.followups = Followups(app)
+        from ..chains import ensure_internal_jobs
+
+        ensure_internal_jobs(app)
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -280,7 +285,8 @@ class Worker:
     def _start(self, reserved: ReservedJob) -> None:
         execution = prepare(self.app, reserved, self.opts.defaults)
         self.in_flight[reserved.id] = execution
-        if execution.error is not None:
+        if execution.error is not None or self._batch_cancelled(reserved):
+            execution.skipped = execution.error is None
             self.inbox.put(("done", execution))
             return
         self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
@@ -297,6 +303,13 @@ class Worker:
             future.add_done_callback(lambda _f: self._finished(execution, watch))
         else:
             self._pool.submit(self._run_sync, execution, watch)
+
+    def _batch_cancelled(self, reserved: ReservedJob) -> bool:
+        try:
+            return self.followups.cancelled(reserved.batch_id)
+        except StoreError as exc:
+            self._store_trouble("batch state", exc)
+            return False  # run it: a job of a cancelled batch may run, none may be lost
 
     def _run_sync(self, execution: Execution, watch: Watch | None) -> None:
         try:
@@ -333,10 +346,9 @@ class Worker:
 
     # -- completion ---------------------------------------------------------------------------
     def _complete(self, executions: list[Execution]) -> None:
-        """Decide each finished attempt; the store writes wait for the next round trip."""
-        completes = self._pending.completes
-        releases = self._pending.releases
-        failures = self._pending.failures
+        """Decide each finished attempt; the store writes wait for the next round trip, except
+        batch and chain follow-ups, written now: before their jobs' acks (mark-then-ack)."""
+        held, followups = Outcomes(), list[Ended]()
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -344,13 +356,23 @@ class Worker:
                 continue  # already abandoned
             self.watches.pop(job_id, None)
             decision, op = settle(execution, now)
+            item = ended(execution, op)
+            if item is not None:
+                followups.append(item)
+            target = held if item is not None else self._pending
             if isinstance(op, Lease):
-                completes.append(op)
+                target.completes.append(op)
             elif isinstance(op, Release):
-                releases.append(op)
+                target.releases.append(op)
             else:
-                failures.append(op)
+                target.failures.append(op)
             self._report(execution, op, now, execution.runtime, delay=decision.delay)
+        if followups and self.followups.run_retrying(followups, self._give_up_writing):
+            self._pending.extend(held)
+        # else: not acked, so those jobs run again after their lease and mark again
+
+    def _give_up_writing(self) -> bool:
+        return self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace
 
     def _report(self, execution: Execution, op: Lease | Release | Failure, now: float,
                 runtime: float, *, delay: float | None = None, abandoned: bool = False) -> None:
@@ -366,9 +388,11 @@ class Worker:
         if execution.error is not None:
             error = f"{type(execution.error).__name__}: {execution.error}"
         wait = _wait_of(reserved)
+        shown = ("abandoned" if abandoned else
+                 "cancelled with its batch" if execution.skipped else outcome)
         log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=reserved.id,
                 attempt=reserved.attempts, tries=execution.policy.tries, duration=runtime,
-                outcome="abandoned" if abandoned else outcome, error=error,
+                outcome=shown, error=error,
                 worker=self.opts.name, wait=wait, timed_out=execution.timed_out)
         self.metrics.record(queue=reserved.queue, name=reserved.name, outcome=outcome,
                             runtime=runtime, wait=wait, timed_out=execution.timed_out, now=now)
@@ -477,6 +501,7 @@ class Worker:
         now = self.app.clock()
         releases: list[Release] = []
         failures: list[Failure] = []
+        followups: list[Ended] = []
         for job_id in job_ids:
             execution = self.in_flight.pop(job_id, None)
             if execution is None:
@@ -495,10 +520,15 @@ class Worker:
                     releases.append(op)
                 elif isinstance(op, Failure):
                     failures.append(op)
+                    item = ended(execution, op)
+                    if item is not None:
+                        followups.append(item)
             else:
                 releases.append(Release(reserved.id, reserved.token, now))
                 self.log.warning("released %s %s: %s", reserved.name, job_id, reason)
         try:
+            if followups:
+                self.followups.run(followups)
             self._write_once(releases, failures)
         except StoreError as exc:
             self.log.error("could not release jobs (%s); they return after their lease", exc)
@@ -569,6 +599,11 @@ class Worker:
         except StoreError as exc:
             self._store_trouble("lease recovery", exc)
             return
+        if result.failed:
+            try:
+                self.followups.lost(result.failed)
+            except StoreError as exc:
+                self._store_trouble("batch bookkeeping of lost jobs", exc)
         if result.released or result.failed:
             self.log.warning("recovered expired leases: %d released, %d failed (worker lost)",
                              len(result.released), len(result.failed))

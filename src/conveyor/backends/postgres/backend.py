@@ -30,6 +30,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
+from .batches import PostgresBatches
 from .connection import Conn, Listener, Pool, translate
 from .options import parse_postgres_url, store_label
 from .statements import Statements
@@ -39,10 +40,10 @@ _METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, ti
                    "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresBatches, Backend):
     schemes = ("postgresql", "postgres")
     capabilities = Capabilities(transactional_enqueue=True, native_notify=True,
-                                shared_across_hosts=True)
+                                shared_across_hosts=True, batches=True)
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)

@@ -13,11 +13,14 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ...errors import StoreError
 from ...records import Failure, Lease, NewJob, RecoveryResult, Release, ReservedJob
+from ..base import Capabilities
 from .admin import RedisAdmin
+from .batches import RedisBatches
 
 _BLOCK_SLICE = 1.0
 _NEVER = float("inf")
@@ -44,10 +47,15 @@ def _tries(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-class RedisBackend(RedisAdmin):
+class RedisBackend(RedisBatches, RedisAdmin):
+    capabilities = Capabilities(transactional_enqueue=False, native_notify=True,
+                                shared_across_hosts=True, persistent=True, batches=True)
+
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
         self._local = threading.local()
+        if self.per_queue_calls:  # batch keys and queue keys live in different slots
+            self.capabilities = replace(self.capabilities, batches=False)
 
     # -- inserting --------------------------------------------------------------------
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
