@@ -40,11 +40,20 @@ _WAKE = ("wake",)
 _STORE_RETRY_MAX = 5.0
 
 
+_statm: tuple[int, int] = (-1, 0)  # (fd, pid): /proc/self/statm kept open, read per job
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
+
+
 def resident_memory_mb() -> float:
+    """Resident memory of this process; one ``pread`` on Linux (it is read after every job
+    when ``--memory`` is set), getrusage's peak elsewhere."""
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+        fd, pid = _statm
+        if fd < 0 or pid != os.getpid():
+            fd = os.open("/proc/self/statm", os.O_RDONLY)
+            _statm = (fd, os.getpid())
+        return int(os.pread(fd, 128, 0).split()[1]) * _PAGE_MB
     except (OSError, ValueError, IndexError):
         import resource
 
@@ -90,6 +99,10 @@ class Worker:
         self._closing = threading.Event()
         self._restart_seen: float | None = None
         self._restart_checked = 0.0
+        # set while the last reserve left slots free: only then is the waiter worth running
+        # (a busy worker reserves again after every job anyway, and a 2 ms poll costs CPU)
+        self._idle = threading.Event()
+        self._idle.set()
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
@@ -166,6 +179,7 @@ class Worker:
             signal.signal(sig, old)
         self._old_handlers = {}
         self._closing.set()
+        self._idle.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
@@ -278,6 +292,10 @@ class Worker:
             self._pending.extend(pending)
             self._flush()
             return -1
+        if len(reserved) < free:
+            self._idle.set()
+        else:
+            self._idle.clear()
         for job in reserved:
             self._start(job)
         return len(reserved)
@@ -611,6 +629,8 @@ class Worker:
     def _waiter_loop(self) -> None:
         queues = list(self.opts.queues)
         while not self._closing.is_set():
+            if not self._idle.wait(0.5):
+                continue
             try:
                 if self.backend.wait_for_jobs(queues, 1.0):
                     self.inbox.put(_WAKE)
