@@ -1,0 +1,54 @@
+"""The stores the chaos suite runs against, as whole processes see them: a URL and a table
+prefix the `conveyor work` subprocesses open (``CONVEYOR_URL``, ``CONVEYOR_TABLE_PREFIX``),
+plus the faults the store can take (a restart of its own server, a proxy to cut).
+
+Server stores never touch the shared servers' lifecycles: a restart needs a server of the
+run's own, started on a free port in a temporary directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conveyor import Conveyor
+
+
+@dataclass
+class ChaosTarget:
+    name: str
+    url: str
+    prefix: str = ""
+    restart: Callable[[], None] | None = None  # stop and start the store, data kept
+    proxy: Any = None  # a conveyor.testing.proxy.FaultProxy between workers and the store
+
+    def env(self) -> dict[str, str]:
+        return {"CONVEYOR_TABLE_PREFIX": self.prefix} if self.prefix else {}
+
+    def use(self, app: Conveyor) -> Conveyor:
+        """Point the test process's app at this store, with the run's prefix."""
+        app.close()
+        app.settings = app.settings.with_overrides(url=self.url, table_prefix=self.prefix)
+        app.backend.migrate()
+        return app
+
+
+ChaosFactory = Callable[[Path], AbstractContextManager[ChaosTarget]]
+CHAOS_STORES: dict[str, ChaosFactory] = {}
+
+
+def chaos_store(name: str) -> Callable[[ChaosFactory], ChaosFactory]:
+    def register(factory: ChaosFactory) -> ChaosFactory:
+        CHAOS_STORES[name] = factory
+        return factory
+
+    return register
+
+
+@chaos_store("sqlite")
+@contextmanager
+def sqlite_target(tmp_path: Path) -> Iterator[ChaosTarget]:
+    yield ChaosTarget("sqlite", f"sqlite:///{tmp_path / 'chaos.db'}")
