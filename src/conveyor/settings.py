@@ -31,6 +31,7 @@ ENV_FIELDS = {
     "CONVEYOR_PAYLOAD_MAX_BYTES": "payload_max_bytes",
     "CONVEYOR_TABLE_PREFIX": "table_prefix",
     "CONVEYOR_LOG_FORMAT": "log_format",
+    "CONVEYOR_ENCRYPTION_KEYS": "encryption_keys",
 }
 
 
@@ -49,6 +50,8 @@ class Settings:
     table_prefix: str = ""
     log_format: str = "text"
     routing: tuple[dict[str, Any], ...] = ()
+    # Fernet keys for encrypted jobs: the first encrypts, all decrypt. Secret: never shown.
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def with_overrides(self, **values: Any) -> Settings:
@@ -84,6 +87,7 @@ def _validated(s: Settings) -> Settings:
         payload_max_bytes=_number("payload_max_bytes", s.payload_max_bytes, int, 64),
     )
     parse_backoff(s.worker_backoff)
+    s = replace(s, encryption_keys=_key_list(s.encryption_keys))
     if s.log_format not in ("text", "json"):
         raise ConfigurationError(
             f"setting log_format={s.log_format!r} is not valid: accepted values are text, json"
@@ -100,6 +104,19 @@ def _validated(s: Settings) -> Settings:
         )
     del scheme
     return s
+
+
+def _key_list(value: Any) -> tuple[str, ...]:
+    """``"k1,k2"`` (environment) or ``["k1", "k2"]`` (toml) -> validated keys."""
+    from .encryption import validate_keys
+
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        raise ConfigurationError(
+            "setting encryption_keys is not valid: expected a comma-separated string or a "
+            "list of Fernet keys")
+    return validate_keys([k.strip() for k in value if k.strip()])
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -186,7 +203,7 @@ def load_settings(
                 f"unknown setting {key!r} in conveyor.toml/[tool.conveyor]: "
                 f"accepted keys are {', '.join(sorted(known))}"
             )
-        values[key] = tuple(value) if key == "routing" else value
+        values[key] = tuple(value) if key in ("routing", "encryption_keys") else value
     url = url_from_env(env)
     if url:
         values["url"] = url

@@ -57,7 +57,8 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
     job = app.registry.get(reserved.name)
     execution = Execution(reserved, resolve_policy(job, {}, reserved.max_tries, defaults), job)
     try:
-        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes)
+        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes,
+                                 app.payload_cipher())
         if payload.job != reserved.name:
             raise SerializationError(
                 f"payload names job {payload.job!r} but the row names {reserved.name!r}")

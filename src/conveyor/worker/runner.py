@@ -97,6 +97,7 @@ class Worker:
     def run(self) -> int:
         """Run until told to stop; returns the process exit code."""
         self._install_signals()
+        self.app.payload_cipher()  # a bad encryption key fails at start, not on a job
         self.backend.ping()
         self._restart_seen = self.backend.restart_signal_read()
         self.backend.worker_register(self._info())
