@@ -189,7 +189,9 @@ class Worker:
                 return
             if fetch and not self.stopping:
                 got = self._fetch()  # writes the pending outcomes in the same round trip
-                if got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
+                if got < 0:  # the store failed: not "empty"; try again after the wait
+                    got = 0
+                elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
                 if got:
@@ -255,7 +257,7 @@ class Worker:
             self._store_trouble("reserve", exc)
             self._pending.extend(pending)
             self._flush()
-            return 0
+            return -1
         for job in reserved:
             self._start(job)
         return len(reserved)

@@ -566,7 +566,9 @@ class SQLiteBackend(Backend):
             self._local.waiter = waiter
             self._local.pid = os.getpid()
             self._local.version = waiter.execute("PRAGMA data_version").fetchone()[0]
-            return True  # anything committed before this baseline was not seen: look now
+            # a commit made before this first look is invisible to data_version: report a
+            # wake-up so the caller reserves once instead of missing it until the timeout
+            return True
         deadline = time.monotonic() + timeout
         while True:
             version = waiter.execute("PRAGMA data_version").fetchone()[0]

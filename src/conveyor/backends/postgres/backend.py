@@ -1,0 +1,350 @@
+"""PostgreSQL store: batch claims with ``FOR UPDATE SKIP LOCKED``, token-fenced acks in one
+round trip each, LISTEN/NOTIFY wake-ups and enqueue inside the caller's transaction.
+
+Pool connections are in autocommit mode: nearly every operation is one statement, so one
+round trip and one commit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import psycopg
+
+from ...errors import StoreError
+from ...records import (
+    FailedRecord,
+    Failure,
+    Lease,
+    MetricSample,
+    NewJob,
+    QueueStats,
+    RecoveryResult,
+    Release,
+    ReservedJob,
+    WorkerInfo,
+)
+from ..base import Backend, Capabilities
+from ..migrations import load_migrations
+from .connection import Conn, Listener, Pool, translate
+from .options import parse_postgres_url, store_label
+from .statements import Statements
+
+_FAILED_COLUMNS = "uuid, connection, queue, name, payload, exception, failed_at, attempts"
+_METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, timed_out, "
+                   "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
+
+
+class PostgresBackend(Backend):
+    schemes = ("postgresql", "postgres")
+    capabilities = Capabilities(transactional_enqueue=True, native_notify=True,
+                                shared_across_hosts=True)
+
+    def __init__(self, url: str, *, table_prefix: str = "") -> None:
+        super().__init__(url, table_prefix=table_prefix)
+        self.options = parse_postgres_url(url, table_prefix)
+        self.schema = self.options.schema
+        self.sql = Statements(self.schema, table_prefix)
+        self.t = self.sql.tables
+        self.channel = self.options.channel(table_prefix)
+        self.label = store_label(url)
+        self.pool = Pool(self.options, self.display_url)
+        self.listener = Listener(self.options, self.channel, self.display_url)
+
+    def close(self) -> None:
+        self.listener.close()
+        self.pool.close()
+
+    def ping(self) -> None:
+        self.pool.run(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- schema ------------------------------------------------------------------------
+    def migrate(self) -> list[str]:
+        """Apply missing migrations in one transaction, under an advisory lock so that two
+        ``conveyor migrate`` at once are safe (the second waits, then finds nothing to do)."""
+        table = self.t["migrations"]
+
+        def apply(conn: Conn) -> list[str]:
+            applied: list[str] = []
+            with conn.transaction():
+                self.pool.durable_setting(conn)
+                conn.execute("SELECT pg_advisory_xact_lock(%s)",
+                             (self.options.lock_key(self.table_prefix, "migrate"),))
+                conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
+                conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY, "
+                             "name text NOT NULL, applied_at double precision NOT NULL)")
+                done = {r[0] for r in conn.execute(f"SELECT version FROM {table}")}  # noqa: S608
+                for migration in load_migrations(__package__ or "", self.table_prefix):
+                    if migration.version in done:
+                        continue
+                    for statement in migration.statements:
+                        conn.execute(statement.replace("{s}", f'"{self.schema}"'))
+                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)",  # noqa: S608
+                                 (migration.version, migration.name, time.time()))
+                    applied.append(f"{migration.version:04d}_{migration.name}")
+            return applied
+
+        return self.pool.run(apply)
+
+    # -- jobs ----------------------------------------------------------------------------
+    def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
+        if not records:
+            return
+        params = (
+            [r.id for r in records], [r.queue for r in records], [r.name for r in records],
+            [r.payload for r in records], [r.max_tries for r in records],
+            [r.available_at for r in records], [r.created_at for r in records],
+            [r.batch_id for r in records], self.channel,
+        )
+        sql = self.sql["insert"]
+        if connection is not None:
+            # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, params)
+            except psycopg.Error as exc:
+                raise translate(exc, self.display_url) from exc
+            finally:
+                cursor.close()
+            return
+        # never retried: a second try after an ambiguous failure could insert twice
+        self.pool.run_durable(lambda c: c.execute(sql, params), retry=False)
+
+    def jobs_reserve(
+        self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
+    ) -> list[ReservedJob]:
+        if limit <= 0 or not queues:
+            return []
+        self.listener.ensure()  # listen before the first claim: no wake-up is missed
+        queues = list(dict.fromkeys(queues))
+        token = os.urandom(8).hex()
+        expires = now + lease
+        params: list[Any] = []
+        for queue in queues:
+            params += [queue, now, queue, limit]
+        params += [limit, now, token, worker, expires]
+        sql = self.sql.reserve(len(queues))
+        rows = self.pool.run(lambda c: c.execute(sql, params).fetchall())
+        rows.sort(key=lambda r: (r[9], r[6], r[0]))  # queue order, then due time, then id
+        return [
+            ReservedJob(id=r[0], queue=r[1], name=r[2], payload=r[3], attempts=r[4],
+                        max_tries=r[5], token=token, available_at=r[6], created_at=r[7],
+                        reserved_at=now, lease_expires_at=expires, batch_id=r[8])
+            for r in rows
+        ]
+
+    def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
+        return self.pool.run(lambda c: c.execute(sql, params).rowcount)
+
+    def _durable(self, sql: str, params: Sequence[Any]) -> int:
+        return self.pool.run_durable(lambda c: c.execute(sql, params)).rowcount
+
+    def jobs_complete(self, leases: Sequence[Lease]) -> int:
+        if not leases:
+            return 0
+        return self._rowcount(self.sql["complete"],
+                              ([x.id for x in leases], [x.token for x in leases]))
+
+    def jobs_release(self, items: Sequence[Release]) -> int:
+        if not items:
+            return 0
+        return self._rowcount(self.sql["release"], ([x.id for x in items],
+                                                    [x.token for x in items],
+                                                    [x.available_at for x in items]))
+
+    def jobs_fail(self, items: Sequence[Failure]) -> int:
+        unique = list({x.id: x for x in items}.values())  # one row may be moved once
+        if not unique:
+            return 0
+        params = ([x.id for x in unique], [x.token for x in unique],
+                  [x.exception for x in unique], [x.failed_at for x in unique], self.label)
+        row = self.pool.run_durable(lambda c: c.execute(self.sql["fail"], params)).fetchone()
+        return int(row[0]) if row else 0
+
+    def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
+        if not leases:
+            return []
+        params = (now + lease, [x.id for x in leases], [x.token for x in leases])
+        held = {r[0] for r in self.pool.run(
+            lambda c: c.execute(self.sql["extend"], params).fetchall())}
+        return [x.id for x in leases if x.id in held]
+
+    def jobs_recover_expired(
+        self, now: float, default_tries: int, limit: int = 1000
+    ) -> RecoveryResult:
+        params = (self.options.lock_key(self.table_prefix, "recover"), default_tries, now,
+                  limit, self.label, now, now, self.channel)
+        rows = self.pool.run(lambda c: c.execute(self.sql["recover"], params).fetchall())
+        result = RecoveryResult()
+        for kind, job_id in rows:
+            if kind == "released":
+                result.released.append(job_id)
+            elif kind == "failed":
+                result.failed.append(job_id)
+        result.released.sort()
+        result.failed.sort()
+        return result
+
+    def jobs_get(self, job_id: str) -> ReservedJob | None:
+        row = self.pool.run(lambda c: c.execute(self.sql["get"], (job_id,)).fetchone())
+        if row is None:
+            return None
+        return ReservedJob(id=row[0], queue=row[1], name=row[2], payload=row[3], attempts=row[4],
+                           max_tries=row[5], available_at=row[6], created_at=row[7],
+                           batch_id=row[8], token=row[9] or "", reserved_at=row[10] or 0.0,
+                           lease_expires_at=row[11] or 0.0)
+
+    # -- failed store ----------------------------------------------------------------------
+    @staticmethod
+    def _failed(row: Sequence[Any]) -> FailedRecord:
+        return FailedRecord(id=row[0], connection=row[1], queue=row[2], name=row[3],
+                            payload=row[4], exception=row[5], failed_at=row[6],
+                            attempts=row[7])
+
+    def failed_list(
+        self, queue: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[FailedRecord]:
+        sql = (f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} "  # noqa: S608
+               "WHERE (%s::text IS NULL OR queue = %s) "
+               "ORDER BY failed_at DESC, id DESC LIMIT %s OFFSET %s")
+        rows = self.pool.run(lambda c: c.execute(sql, (queue, queue, limit, offset)).fetchall())
+        return [self._failed(r) for r in rows]
+
+    def failed_get(self, job_id: str) -> FailedRecord | None:
+        sql = f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} WHERE uuid = %s"  # noqa: S608
+        row = self.pool.run(lambda c: c.execute(sql, (job_id,)).fetchone())
+        return None if row is None else self._failed(row)
+
+    def failed_retry(
+        self, ids: Iterable[str] | None, now: float, queue: str | None = None
+    ) -> list[str]:
+        wanted = None if ids is None else list(dict.fromkeys(ids))
+        if wanted == []:
+            return []
+        params = (wanted, wanted, queue, queue, now, now, self.channel)
+        rows = self.pool.run_durable(
+            lambda c: c.execute(self.sql["failed_retry"], params)).fetchall()
+        moved = {r[0]: r[1] for r in rows if r[1] is not None}
+        if wanted is not None:
+            return [job_id for job_id in wanted if job_id in moved]
+        return sorted(moved, key=lambda job_id: moved[job_id])
+
+    def failed_forget(self, job_id: str) -> bool:
+        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",  # noqa: S608
+                              (job_id,)) > 0
+
+    def failed_flush(self, older_than: float | None = None) -> int:
+        return self._durable(f"DELETE FROM {self.t['failed']} "  # noqa: S608
+                              "WHERE %s::float8 IS NULL OR failed_at < %s",
+                              (older_than, older_than))
+
+    # -- control -------------------------------------------------------------------------
+    def queue_pause(self, queue: str) -> None:
+        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "  # noqa: S608
+                      "VALUES (%s, true) ON CONFLICT (queue) DO UPDATE SET paused = true",
+                      (queue,))
+
+    def queue_resume(self, queue: str) -> None:
+        def resume(conn: Conn) -> None:
+            with conn.transaction():
+                self.pool.durable_setting(conn)
+                conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",  # noqa: S608
+                             (queue,))
+                conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
+
+        self.pool.run(resume)
+
+    def queues_paused(self) -> set[str]:
+        rows = self.pool.run(lambda c: c.execute(
+            f"SELECT queue FROM {self.t['queues']} WHERE paused").fetchall())  # noqa: S608
+        return {r[0] for r in rows}
+
+    def queue_clear(self, queues: Sequence[str]) -> int:
+        return self._durable(f"DELETE FROM {self.t['jobs']} "  # noqa: S608
+                             "WHERE queue = ANY(%s::text[]) AND reserved_at IS NULL",
+                              (list(queues),))
+
+    def restart_signal_write(self, stamp: float) -> None:
+        self._durable(f"INSERT INTO {self.t['control']} (key, value) "  # noqa: S608
+                      "VALUES ('restart', %s) ON CONFLICT (key) DO UPDATE SET value = "
+                      "EXCLUDED.value", (repr(stamp),))
+
+    def restart_signal_read(self) -> float | None:
+        row = self.pool.run(lambda c: c.execute(
+            f"SELECT value FROM {self.t['control']} WHERE key = 'restart'").fetchone())  # noqa: S608
+        return None if row is None else float(row[0])
+
+    def worker_register(self, worker: WorkerInfo) -> None:
+        self.worker_heartbeat(worker)
+
+    def worker_heartbeat(self, worker: WorkerInfo) -> None:
+        self.pool.run(lambda c: c.execute(
+            f"INSERT INTO {self.t['workers']} (name, data, last_heartbeat) "  # noqa: S608
+            "VALUES (%s, %s::jsonb, %s) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, "
+            "last_heartbeat = EXCLUDED.last_heartbeat",
+            (worker.name, json.dumps(worker.to_dict()), worker.last_heartbeat)))
+
+    def worker_list(self) -> list[WorkerInfo]:
+        rows = self.pool.run(lambda c: c.execute(
+            f"SELECT data FROM {self.t['workers']} ORDER BY name").fetchall())  # noqa: S608
+        return [WorkerInfo.from_dict(r[0]) for r in rows]
+
+    def worker_remove(self, name: str) -> None:
+        self.pool.run(lambda c: c.execute(
+            f"DELETE FROM {self.t['workers']} WHERE name = %s", (name,)))  # noqa: S608
+
+    # -- monitoring --------------------------------------------------------------------------
+    def queue_stats(self, now: float) -> list[QueueStats]:
+        def fetch(conn: Conn) -> list[QueueStats]:
+            stats: dict[str, QueueStats] = {}
+            for queue, available, scheduled, running, oldest in conn.execute(
+                    self.sql["queue_stats"], (now, now, now)):
+                stats[queue] = QueueStats(queue, available, scheduled, running, 0, oldest)
+            for queue, failed in conn.execute(
+                    f"SELECT queue, count(*) FROM {self.t['failed']} GROUP BY queue"):  # noqa: S608
+                stats.setdefault(queue, QueueStats(queue)).failed = failed
+            for (queue,) in conn.execute(
+                    f"SELECT queue FROM {self.t['queues']} WHERE paused"):  # noqa: S608
+                stats.setdefault(queue, QueueStats(queue)).paused = True
+            return [stats[q] for q in sorted(stats)]
+
+        return self.pool.run(fetch)
+
+    def metrics_record(self, samples: Sequence[MetricSample]) -> None:
+        if not samples:
+            return
+        rows = [(s.minute, s.queue, s.name, s.worker, s.processed, s.failed, s.released,
+                 s.timed_out, s.runtime_sum, s.runtime_max, s.wait_sum, s.wait_max,
+                 list(s.histogram)) for s in samples]
+
+        def record(conn: Conn) -> None:
+            with conn.transaction(), conn.cursor() as cur:
+                cur.executemany(self.sql["metrics_record"], rows)
+
+        self.pool.run(record)
+
+    def metrics_read(self, since: float, until: float | None = None) -> list[MetricSample]:
+        sql = (f"SELECT {_METRIC_COLUMNS} FROM {self.t['metrics']} "  # noqa: S608
+               "WHERE minute >= %s AND (%s::float8 IS NULL OR minute < %s) "
+               "ORDER BY minute, queue, name, worker")
+        rows = self.pool.run(lambda c: c.execute(sql, (since, until, until)).fetchall())
+        return [MetricSample(int(r[0]), r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
+                             r[10], r[11], list(r[12])) for r in rows]
+
+    def metrics_prune(self, older_than: float) -> int:
+        return self._rowcount(f"DELETE FROM {self.t['metrics']} WHERE minute < %s",  # noqa: S608
+                              (older_than,))
+
+    # -- waiting ---------------------------------------------------------------------------
+    def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
+        """Block on the LISTEN connection until a dispatch to one of ``queues`` commits."""
+        try:
+            return self.listener.wait(queues, timeout)
+        except StoreError:
+            raise
+        except psycopg.Error as exc:  # pragma: no cover - translated inside the listener
+            raise translate(exc, self.display_url) from exc
