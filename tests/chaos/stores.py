@@ -24,6 +24,7 @@ class ChaosTarget:
     prefix: str = ""
     restart: Callable[[], None] | None = None  # stop and start the store, data kept
     proxy: Any = None  # a conveyor.testing.proxy.FaultProxy between workers and the store
+    direct_url: str = ""  # the test process's own way in, around the proxy
 
     def env(self) -> dict[str, str]:
         return {"CONVEYOR_TABLE_PREFIX": self.prefix} if self.prefix else {}
@@ -31,7 +32,8 @@ class ChaosTarget:
     def use(self, app: Conveyor) -> Conveyor:
         """Point the test process's app at this store, with the run's prefix."""
         app.close()
-        app.settings = app.settings.with_overrides(url=self.url, table_prefix=self.prefix)
+        app.settings = app.settings.with_overrides(url=self.direct_url or self.url,
+                                                   table_prefix=self.prefix)
         app.backend.migrate()
         return app
 
@@ -52,3 +54,35 @@ def chaos_store(name: str) -> Callable[[ChaosFactory], ChaosFactory]:
 @contextmanager
 def sqlite_target(tmp_path: Path) -> Iterator[ChaosTarget]:
     yield ChaosTarget("sqlite", f"sqlite:///{tmp_path / 'chaos.db'}")
+
+
+@chaos_store("postgres")
+@contextmanager
+def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """A schema of the run's own. Short profile: the shared server behind a fault proxy
+    whose connections the run cuts. Long profile: a private server the run restarts."""
+    import os
+
+    from conveyor.testing.proxy import FaultProxy
+    from tests.backends.store_postgres import postgres_schema
+    from tests.integration.pg_support import PG_BIN, OwnPostgres
+
+    if os.environ.get("CONVEYOR_CHAOS") == "long" and (PG_BIN / "initdb").exists():
+        server = OwnPostgres()
+        try:
+            server.start()
+            schema = f"chaos_{os.urandom(4).hex()}"
+
+            def restart() -> None:
+                server.stop("fast")
+                server.start()
+
+            yield ChaosTarget("postgres", f"{server.dsn}?schema={schema}&pool_timeout=2",
+                              "chaos_", restart=restart)
+        finally:
+            server.close()
+        return
+    with postgres_schema() as (url, _schema), FaultProxy("127.0.0.1", 5432) as proxy:
+        proxied = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+        yield ChaosTarget("postgres", proxied + "&pool_timeout=2", "chaos_", proxy=proxy,
+                          direct_url=url)

@@ -69,6 +69,10 @@ class FaultProxy:
         if self._server is not None:
             self._server.close()
         self._drop_all()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def __enter__(self) -> FaultProxy:
         return self.start()
