@@ -25,6 +25,8 @@ class ChaosTarget:
     restart: Callable[[], None] | None = None  # stop and start the store, data kept
     proxy: Any = None  # a conveyor.testing.proxy.FaultProxy between workers and the store
     direct_url: str = ""  # the test process's own way in, around the proxy
+    # the store's ids of the workers' live listener connections (LISTEN, blocking pop)
+    listeners: Callable[[], set[object]] | None = None
 
     def env(self) -> dict[str, str]:
         return {"CONVEYOR_TABLE_PREFIX": self.prefix} if self.prefix else {}
@@ -56,15 +58,40 @@ def sqlite_target(tmp_path: Path) -> Iterator[ChaosTarget]:
     yield ChaosTarget("sqlite", f"sqlite:///{tmp_path / 'chaos.db'}")
 
 
-@chaos_store("postgres")
 @contextmanager
-def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
-    """A schema of the run's own. Short profile: the shared server behind a fault proxy
-    whose connections the run cuts. Long profile: a private server the run restarts."""
-    import os
+def proxied_postgres(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """A schema of the run's own on the shared server; workers reach it through a proxy."""
+    import psycopg
 
     from conveyor.testing.proxy import FaultProxy
     from tests.backends.store_postgres import postgres_schema
+
+    with postgres_schema() as (url, _schema), FaultProxy("127.0.0.1", 5432) as proxy:
+        proxied = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
+
+        def listeners() -> set[object]:
+            with psycopg.connect(url.split("?", 1)[0], autocommit=True) as conn:
+                rows = conn.execute(
+                    "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                    "'conveyor-listener' AND client_port = ANY(%s)",
+                    (sorted(proxy.upstream_ports()),)).fetchall()
+            return {row[0] for row in rows}
+
+        yield ChaosTarget("postgres", proxied + "&pool_timeout=2", "chaos_", proxy=proxy,
+                          direct_url=url, listeners=listeners)
+
+
+#: server stores behind a fault proxy, for the network-fault tests
+PROXIED_STORES: dict[str, ChaosFactory] = {"postgres": proxied_postgres}
+
+
+@chaos_store("postgres")
+@contextmanager
+def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """Short profile: the shared server behind a fault proxy whose connections the run cuts.
+    Long profile: a private server the run restarts."""
+    import os
+
     from tests.integration.pg_support import PG_BIN, OwnPostgres
 
     if os.environ.get("CONVEYOR_CHAOS") == "long" and (PG_BIN / "initdb").exists():
@@ -82,7 +109,5 @@ def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
         finally:
             server.close()
         return
-    with postgres_schema() as (url, _schema), FaultProxy("127.0.0.1", 5432) as proxy:
-        proxied = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{proxy.port}/")
-        yield ChaosTarget("postgres", proxied + "&pool_timeout=2", "chaos_", proxy=proxy,
-                          direct_url=url)
+    with proxied_postgres(tmp_path) as target:
+        yield target

@@ -40,6 +40,7 @@ class FaultProxy:
         self.connections = 0  # accepted so far
         self._refuse_until = 0.0
         self._open: set[asyncio.StreamWriter] = set()
+        self._upstream: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._flowing: asyncio.Event | None = None
         self._server: asyncio.Server | None = None
@@ -106,6 +107,11 @@ class FaultProxy:
     def open_connections(self) -> int:
         return len(self._open) // 2
 
+    def upstream_ports(self) -> set[int]:
+        """Local ports of the proxy's open connections to the target: the server sees its
+        clients by these (e.g. ``pg_stat_activity.client_port``)."""
+        return {int(w.get_extra_info("sockname")[1]) for w in list(self._upstream)}
+
     # -- plumbing ---------------------------------------------------------------------
     def _require_flowing(self) -> asyncio.Event:
         if self._flowing is None:
@@ -125,6 +131,7 @@ class FaultProxy:
                     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             transport.abort()
         self._open.clear()
+        self._upstream.clear()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if time.monotonic() < self._refuse_until:
@@ -137,8 +144,10 @@ class FaultProxy:
             return
         self.connections += 1
         self._open.update((writer, up_writer))
+        self._upstream.add(up_writer)
         await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer),
                              return_exceptions=True)
+        self._upstream.discard(up_writer)
         for w in (writer, up_writer):
             self._open.discard(w)
             w.transport.abort()

@@ -522,7 +522,11 @@ class Worker:
                 held = set(self.backend.jobs_extend_lease(
                     running, self.opts.defaults.lease, self.app.clock()))
                 for lease in running:
-                    if lease.id not in held:
+                    # a job that finished and was acked while the renewal travelled is not
+                    # lost: only one still running under the same token is
+                    current = self.in_flight.get(lease.id)
+                    if lease.id not in held and current is not None \
+                            and current.reserved.token == lease.token:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
             self.backend.worker_heartbeat(self._info())
