@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import math
 import os
 import threading
 import time
@@ -62,7 +63,8 @@ def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:
         return None
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value < math.inf):
         raise ConfigurationError(f"{what} must be a number of seconds >= 0, got {value!r}")
     return float(value)
 

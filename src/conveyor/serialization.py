@@ -162,12 +162,17 @@ def _check_size(job: str, text: str, max_bytes: int) -> None:
 
 def _load_object(text: str | bytes) -> dict[str, Any]:
     try:
-        document = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+        document = json.loads(text, parse_constant=_no_constants)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SerializationError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise SerializationError("payload is not a JSON object")
     return document
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON: encoding refuses them, so decoding does too."""
+    raise ValueError(f"{name} is not a JSON value")
 
 
 def decode_payload(text: str | bytes, max_bytes: int | None = None,

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..context import JobContext, reset_current, set_current
-from ..errors import BadArguments, ConveyorError, JobTimeout, SerializationError, UnknownJob
+from ..errors import (
+    BadArguments,
+    ConfigurationError,
+    ConveyorError,
+    JobTimeout,
+    SerializationError,
+    UnknownJob,
+)
 from ..records import Failure, Lease, Release, ReservedJob
 from ..retry import Decision
 from ..serialization import Payload, bind_arguments, decode_payload
@@ -68,7 +75,11 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                 "it (or deploy the code that does) and run `conveyor retry " + reserved.id + "`"
             )
         execution.payload = payload
-        execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        try:
+            execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        except (ConfigurationError, TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
         ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
                          attempt=reserved.attempts, tries=execution.policy.tries,
                          batch_id=reserved.batch_id)
