@@ -60,6 +60,9 @@ class Conveyor:
         self._recorders: list[DispatchRecorder] = []
         self.new_job_id = JobIds()
         self._cipher: tuple[tuple[str, ...], PayloadCipher] | None = None
+        #: state owned by installed extensions (``conveyor.builtin``: mail, push, reports …),
+        #: keyed by the extension's name, so nothing lives at module level
+        self.extensions: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.display_url} jobs={len(self.registry)}>"

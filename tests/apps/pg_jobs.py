@@ -38,7 +38,7 @@ def record(n: int, delay: float = 0.0) -> None:
     started = time.time()
     if delay:
         time.sleep(delay)
-    _conn().execute(f"INSERT INTO {_table()} (n, runs, started, pid) VALUES (%s, 1, %s, %s)",  # noqa: S608
+    _conn().execute(f"INSERT INTO {_table()} (n, runs, started, pid) VALUES (%s, 1, %s, %s)",
                     (n, started, os.getpid()))
 
 
@@ -49,5 +49,5 @@ def count(n: int, delay: float = 0.0) -> None:
     if delay:
         time.sleep(delay)
     _conn().execute(
-        f"INSERT INTO {_table()} (n, runs, started, pid) VALUES (%s, 1, %s, %s) "  # noqa: S608
+        f"INSERT INTO {_table()} (n, runs, started, pid) VALUES (%s, 1, %s, %s) "
         "ON CONFLICT (n) DO UPDATE SET runs = runs.runs + 1", (n, started, os.getpid()))

@@ -194,7 +194,7 @@ class Worker:
                 elif got == 0 and not self.in_flight and (opts.stop_when_empty or opts.once):
                     self.request_stop("queues empty")
                     continue
-                if got:
+                if got > 0:
                     idle_wait = min(0.05, opts.sleep) if opts.sleep > 0 else 0.0
             # wait for something to happen
             free = opts.concurrency - len(self.in_flight)

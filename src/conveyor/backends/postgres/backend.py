@@ -77,13 +77,13 @@ class PostgresBackend(Backend):
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY, "
                              "name text NOT NULL, applied_at double precision NOT NULL)")
-                done = {r[0] for r in conn.execute(f"SELECT version FROM {table}")}  # noqa: S608
+                done = {r[0] for r in conn.execute(f"SELECT version FROM {table}")}
                 for migration in load_migrations(__package__ or "", self.table_prefix):
                     if migration.version in done:
                         continue
                     for statement in migration.statements:
                         conn.execute(statement.replace("{s}", f'"{self.schema}"'))
-                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)",  # noqa: S608
+                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)",
                                  (migration.version, migration.name, time.time()))
                     applied.append(f"{migration.version:04d}_{migration.name}")
             return applied
@@ -208,14 +208,14 @@ class PostgresBackend(Backend):
     def failed_list(
         self, queue: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[FailedRecord]:
-        sql = (f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} "  # noqa: S608
+        sql = (f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} "
                "WHERE (%s::text IS NULL OR queue = %s) "
                "ORDER BY failed_at DESC, id DESC LIMIT %s OFFSET %s")
         rows = self.pool.run(lambda c: c.execute(sql, (queue, queue, limit, offset)).fetchall())
         return [self._failed(r) for r in rows]
 
     def failed_get(self, job_id: str) -> FailedRecord | None:
-        sql = f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} WHERE uuid = %s"  # noqa: S608
+        sql = f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} WHERE uuid = %s"
         row = self.pool.run(lambda c: c.execute(sql, (job_id,)).fetchone())
         return None if row is None else self._failed(row)
 
@@ -234,17 +234,17 @@ class PostgresBackend(Backend):
         return sorted(moved, key=lambda job_id: moved[job_id])
 
     def failed_forget(self, job_id: str) -> bool:
-        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",
                               (job_id,)) > 0
 
     def failed_flush(self, older_than: float | None = None) -> int:
-        return self._durable(f"DELETE FROM {self.t['failed']} "  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} "
                               "WHERE %s::float8 IS NULL OR failed_at < %s",
                               (older_than, older_than))
 
     # -- control -------------------------------------------------------------------------
     def queue_pause(self, queue: str) -> None:
-        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "  # noqa: S608
+        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "
                       "VALUES (%s, true) ON CONFLICT (queue) DO UPDATE SET paused = true",
                       (queue,))
 
@@ -252,7 +252,7 @@ class PostgresBackend(Backend):
         def resume(conn: Conn) -> None:
             with conn.transaction():
                 self.pool.durable_setting(conn)
-                conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",  # noqa: S608
+                conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",
                              (queue,))
                 conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
 
@@ -260,22 +260,22 @@ class PostgresBackend(Backend):
 
     def queues_paused(self) -> set[str]:
         rows = self.pool.run(lambda c: c.execute(
-            f"SELECT queue FROM {self.t['queues']} WHERE paused").fetchall())  # noqa: S608
+            f"SELECT queue FROM {self.t['queues']} WHERE paused").fetchall())
         return {r[0] for r in rows}
 
     def queue_clear(self, queues: Sequence[str]) -> int:
-        return self._durable(f"DELETE FROM {self.t['jobs']} "  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['jobs']} "
                              "WHERE queue = ANY(%s::text[]) AND reserved_at IS NULL",
                               (list(queues),))
 
     def restart_signal_write(self, stamp: float) -> None:
-        self._durable(f"INSERT INTO {self.t['control']} (key, value) "  # noqa: S608
+        self._durable(f"INSERT INTO {self.t['control']} (key, value) "
                       "VALUES ('restart', %s) ON CONFLICT (key) DO UPDATE SET value = "
                       "EXCLUDED.value", (repr(stamp),))
 
     def restart_signal_read(self) -> float | None:
         row = self.pool.run(lambda c: c.execute(
-            f"SELECT value FROM {self.t['control']} WHERE key = 'restart'").fetchone())  # noqa: S608
+            f"SELECT value FROM {self.t['control']} WHERE key = 'restart'").fetchone())
         return None if row is None else float(row[0])
 
     def worker_register(self, worker: WorkerInfo) -> None:
@@ -283,19 +283,19 @@ class PostgresBackend(Backend):
 
     def worker_heartbeat(self, worker: WorkerInfo) -> None:
         self.pool.run(lambda c: c.execute(
-            f"INSERT INTO {self.t['workers']} (name, data, last_heartbeat) "  # noqa: S608
+            f"INSERT INTO {self.t['workers']} (name, data, last_heartbeat) "
             "VALUES (%s, %s::jsonb, %s) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, "
             "last_heartbeat = EXCLUDED.last_heartbeat",
             (worker.name, json.dumps(worker.to_dict()), worker.last_heartbeat)))
 
     def worker_list(self) -> list[WorkerInfo]:
         rows = self.pool.run(lambda c: c.execute(
-            f"SELECT data FROM {self.t['workers']} ORDER BY name").fetchall())  # noqa: S608
+            f"SELECT data FROM {self.t['workers']} ORDER BY name").fetchall())
         return [WorkerInfo.from_dict(r[0]) for r in rows]
 
     def worker_remove(self, name: str) -> None:
         self.pool.run(lambda c: c.execute(
-            f"DELETE FROM {self.t['workers']} WHERE name = %s", (name,)))  # noqa: S608
+            f"DELETE FROM {self.t['workers']} WHERE name = %s", (name,)))
 
     # -- monitoring --------------------------------------------------------------------------
     def queue_stats(self, now: float) -> list[QueueStats]:
@@ -305,10 +305,10 @@ class PostgresBackend(Backend):
                     self.sql["queue_stats"], (now, now, now)):
                 stats[queue] = QueueStats(queue, available, scheduled, running, 0, oldest)
             for queue, failed in conn.execute(
-                    f"SELECT queue, count(*) FROM {self.t['failed']} GROUP BY queue"):  # noqa: S608
+                    f"SELECT queue, count(*) FROM {self.t['failed']} GROUP BY queue"):
                 stats.setdefault(queue, QueueStats(queue)).failed = failed
             for (queue,) in conn.execute(
-                    f"SELECT queue FROM {self.t['queues']} WHERE paused"):  # noqa: S608
+                    f"SELECT queue FROM {self.t['queues']} WHERE paused"):
                 stats.setdefault(queue, QueueStats(queue)).paused = True
             return [stats[q] for q in sorted(stats)]
 
@@ -328,7 +328,7 @@ class PostgresBackend(Backend):
         self.pool.run(record)
 
     def metrics_read(self, since: float, until: float | None = None) -> list[MetricSample]:
-        sql = (f"SELECT {_METRIC_COLUMNS} FROM {self.t['metrics']} "  # noqa: S608
+        sql = (f"SELECT {_METRIC_COLUMNS} FROM {self.t['metrics']} "
                "WHERE minute >= %s AND (%s::float8 IS NULL OR minute < %s) "
                "ORDER BY minute, queue, name, worker")
         rows = self.pool.run(lambda c: c.execute(sql, (since, until, until)).fetchall())
@@ -336,7 +336,7 @@ class PostgresBackend(Backend):
                              r[10], r[11], list(r[12])) for r in rows]
 
     def metrics_prune(self, older_than: float) -> int:
-        return self._rowcount(f"DELETE FROM {self.t['metrics']} WHERE minute < %s",  # noqa: S608
+        return self._rowcount(f"DELETE FROM {self.t['metrics']} WHERE minute < %s",
                               (older_than,))
 
     # -- waiting ---------------------------------------------------------------------------
