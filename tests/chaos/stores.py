@@ -111,3 +111,59 @@ def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
         return
     with proxied_postgres(tmp_path) as target:
         yield target
+
+
+@contextmanager
+def proxied_redis(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """A key prefix of the run's own on the shared server (database 9, keys deleted after);
+    workers reach it through a proxy."""
+    import os
+
+    import redis
+
+    from conveyor.testing.proxy import FaultProxy
+    from tests.backends.store_redis import REDIS_DB, REDIS_HOST, REDIS_PORT, delete_prefix
+    from tests.conftest import require_server
+
+    require_server("Redis", REDIS_HOST, REDIS_PORT)
+    prefix = f"cvchaos{os.urandom(4).hex()}"
+    direct = f"redis://{REDIS_HOST}:{REDIS_PORT}/{REDIS_DB}"
+    try:
+        with FaultProxy(REDIS_HOST, REDIS_PORT) as proxy:
+
+            def listeners() -> set[object]:
+                client = redis.Redis.from_url(direct)
+                try:
+                    ports = proxy.upstream_ports()
+                    return {c["id"] for c in client.client_list()
+                            if int(c["addr"].rsplit(":", 1)[1]) in ports
+                            and c.get("cmd") in ("blpop", "blmpop")}
+                finally:
+                    client.close()
+
+            yield ChaosTarget(
+                "redis", f"redis://{REDIS_HOST}:{proxy.port}/{REDIS_DB}?prefix={prefix}",
+                proxy=proxy, direct_url=f"{direct}?prefix={prefix}", listeners=listeners)
+    finally:
+        delete_prefix(direct, prefix)
+
+
+PROXIED_STORES["redis"] = proxied_redis
+
+
+@chaos_store("redis")
+@contextmanager
+def redis_target(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """A private redis-server (AOF, fsync always) that the run SIGKILLs and starts again:
+    light enough for the short profile too."""
+    from tests.integration.redis_processes import own_redis
+
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    with own_redis(directory) as server:
+
+        def restart() -> None:
+            server.kill()
+            server.start()
+
+        yield ChaosTarget("redis", f"{server.url}?prefix=chaos", restart=restart)
