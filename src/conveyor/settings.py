@@ -54,6 +54,15 @@ class Settings:
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
+    def __repr__(self) -> str:
+        """Settings end up in logs and tracebacks: the URL without its password, and no
+        keys (``encryption_keys`` and ``env`` are left out)."""
+        from .backends.base import redact_url
+
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["url"] = redact_url(self.url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
+
     def with_overrides(self, **values: Any) -> Settings:
         clean = {k: v for k, v in values.items() if v is not None}
         return _validated(replace(self, **clean))
