@@ -21,6 +21,7 @@ from .settings import Settings, load_settings
 if TYPE_CHECKING:
     from .batches import Batch, PendingBatch
     from .chains import PendingChain
+    from .encryption import PayloadCipher
     from .testing.fake import DispatchRecorder
 
 P = ParamSpec("P")
@@ -60,6 +61,7 @@ class Conveyor:
         self._backend_lock = threading.Lock()
         self._recorders: list[DispatchRecorder] = []
         self.new_job_id = JobIds()
+        self._cipher: tuple[tuple[str, ...], PayloadCipher] | None = None
         #: state owned by installed extensions (``conveyor.builtin``: mail, push, reports …),
         #: keyed by the extension's name, so nothing lives at module level
         self.extensions: dict[str, Any] = {}
@@ -106,6 +108,18 @@ class Conveyor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def payload_cipher(self, required: bool = False) -> PayloadCipher | None:
+        """The cipher for encrypted jobs (``CONVEYOR_ENCRYPTION_KEYS``); None when no key
+        is set, unless ``required`` (then a clear ConfigurationError)."""
+        keys = self.settings.encryption_keys
+        if not keys and not required:
+            return None
+        if self._cipher is None or self._cipher[0] != keys:  # built once per key list
+            from .encryption import PayloadCipher
+
+            self._cipher = (keys, PayloadCipher(keys))
+        return self._cipher[1]
+
     # -- jobs -----------------------------------------------------------------------------
     @overload
     def job(self, func: Callable[P, R], /) -> JobDefinition[P, R]: ...
@@ -121,7 +135,8 @@ class Conveyor:
         """Register a job: ``@app.job`` or ``@app.job(queue="emails", tries=5, timeout=30)``.
 
         Options: ``name``, ``queue`` (a queue type), ``priority``, ``tries``, ``backoff``,
-        ``timeout``, ``retry_until``, ``retry_on``, ``context`` (pass the JobContext first).
+        ``timeout``, ``retry_until``, ``retry_on``, ``context`` (pass the JobContext first),
+        ``encrypted`` (seal the arguments with ``CONVEYOR_ENCRYPTION_KEYS``).
         """
 
         def register(fn: Callable[P, R]) -> JobDefinition[P, R]:

@@ -9,6 +9,7 @@ conditional on the fencing token: a stale lease changes nothing and is not count
 from __future__ import annotations
 
 import abc
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -270,15 +271,25 @@ class Backend(abc.ABC):
         Only a latency hint: callers always reserve to find out."""
 
 
+_HOST = re.compile(r"^[\w.\-\[\]:%]*$")
+
+
 def redact_url(url: str) -> str:
-    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``."""
+    """``postgresql://u:secret@h/db`` -> ``postgresql://u:***@h/db``; a query carrying a
+    password is dropped. The credentials end at the last ``@`` followed by a host, so a
+    password holding ``/``, ``?`` or ``@`` (which a URL should percent-encode, but people
+    don't) is still hidden when a broken URL is shown in an error."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
-    netloc, slash, path = rest.partition("/")
-    if "@" in netloc:
-        userinfo, _, host = netloc.rpartition("@")
-        user, colon, _password = userinfo.partition(":")
-        netloc = f"{user}:***@{host}" if colon else f"{user}@{host}"
-    query_free = path.split("?", 1)[0] if "password=" in path else path
-    return f"{scheme}://{netloc}{slash}{query_free}"
+    at = len(rest)
+    while (at := rest.rfind("@", 0, at)) >= 0:
+        location = re.split(r"[/?]", rest[at + 1:], maxsplit=1)[0]
+        if _HOST.match(location):
+            user, colon, _password = rest[:at].partition(":")
+            rest = f"{user}:***@{rest[at + 1:]}" if colon else rest
+            break
+    head, question, query = rest.partition("?")
+    if "password" in query.lower():
+        question, query = "", ""
+    return f"{scheme}://{head}{question}{query}"

@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..context import JobContext, reset_current, set_current
-from ..errors import BadArguments, ConveyorError, JobTimeout, SerializationError, UnknownJob
+from ..errors import (
+    BadArguments,
+    ConfigurationError,
+    ConveyorError,
+    JobTimeout,
+    SerializationError,
+    UnknownJob,
+)
 from ..records import Failure, Lease, Release, ReservedJob
 from ..retry import Decision
 from ..serialization import Payload, bind_arguments, decode_payload
@@ -58,7 +65,8 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
     job = app.registry.get(reserved.name)
     execution = Execution(reserved, resolve_policy(job, {}, reserved.max_tries, defaults), job)
     try:
-        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes)
+        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes,
+                                 app.payload_cipher())
         if payload.job != reserved.name:
             raise SerializationError(
                 f"payload names job {payload.job!r} but the row names {reserved.name!r}")
@@ -68,7 +76,11 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                 "it (or deploy the code that does) and run `conveyor retry " + reserved.id + "`"
             )
         execution.payload = payload
-        execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        try:
+            execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        except (ConfigurationError, TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
         ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
                          attempt=reserved.attempts, tries=execution.policy.tries,
                          batch_id=reserved.batch_id or _callback_of(payload.meta))

@@ -123,6 +123,7 @@ class Worker:
     def run(self) -> int:
         """Run until told to stop; returns the process exit code."""
         self._install_signals()
+        self.app.payload_cipher()  # a bad encryption key fails at start, not on a job
         self.backend.ping()
         self._restart_seen = self.backend.restart_signal_read()
         self.backend.worker_register(self._info())
@@ -603,8 +604,11 @@ class Worker:
                 held = set(self.backend.jobs_extend_lease(
                     running, self.opts.defaults.lease, self.app.clock()))
                 for lease in running:
-                    # a job that finished meanwhile was deleted by its ack: not lost
-                    if lease.id not in held and lease.id in self.in_flight:
+                    # a job that finished and was acked while the renewal travelled is not
+                    # lost: only one still running under the same token is
+                    current = self.in_flight.get(lease.id)
+                    if lease.id not in held and current is not None \
+                            and current.reserved.token == lease.token:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
             self._paused = self.backend.queues_paused()

@@ -98,14 +98,19 @@ class SQLiteBackend(SQLiteBatches, Backend):
             raise StoreUnavailable(
                 f"SQLite store {self.path!r}: directory {str(directory)!r} does not exist"
             )
-        new_file = not Path(self.path).exists()
+        try:
+            # created private (0600) before SQLite opens it: its -wal and -shm files take the
+            # same mode, and no other user can open it in between
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create SQLite store {self.path!r}: {exc}") from exc
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
                 check_same_thread=False,
             )
-            if new_file:
-                os.chmod(self.path, 0o600)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
