@@ -19,6 +19,9 @@ from .routing import Router
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from .batches import Batch, PendingBatch
+    from .chains import PendingChain
+    from .encryption import PayloadCipher
     from .testing.fake import DispatchRecorder
 
 P = ParamSpec("P")
@@ -58,6 +61,10 @@ class Conveyor:
         self._backend_lock = threading.Lock()
         self._recorders: list[DispatchRecorder] = []
         self.new_job_id = JobIds()
+        self._cipher: tuple[tuple[str, ...], PayloadCipher] | None = None
+        #: state owned by installed extensions (``conveyor.builtin``: mail, push, reports …),
+        #: keyed by the extension's name, so nothing lives at module level
+        self.extensions: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<Conveyor {self.display_url} jobs={len(self.registry)}>"
@@ -101,6 +108,18 @@ class Conveyor:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def payload_cipher(self, required: bool = False) -> PayloadCipher | None:
+        """The cipher for encrypted jobs (``CONVEYOR_ENCRYPTION_KEYS``); None when no key
+        is set, unless ``required`` (then a clear ConfigurationError)."""
+        keys = self.settings.encryption_keys
+        if not keys and not required:
+            return None
+        if self._cipher is None or self._cipher[0] != keys:  # built once per key list
+            from .encryption import PayloadCipher
+
+            self._cipher = (keys, PayloadCipher(keys))
+        return self._cipher[1]
+
     # -- jobs -----------------------------------------------------------------------------
     @overload
     def job(self, func: Callable[P, R], /) -> JobDefinition[P, R]: ...
@@ -116,7 +135,8 @@ class Conveyor:
         """Register a job: ``@app.job`` or ``@app.job(queue="emails", tries=5, timeout=30)``.
 
         Options: ``name``, ``queue`` (a queue type), ``priority``, ``tries``, ``backoff``,
-        ``timeout``, ``retry_until``, ``retry_on``, ``context`` (pass the JobContext first).
+        ``timeout``, ``retry_until``, ``retry_on``, ``context`` (pass the JobContext first),
+        ``encrypted`` (seal the arguments with ``CONVEYOR_ENCRYPTION_KEYS``).
         """
 
         def register(fn: Callable[P, R]) -> JobDefinition[P, R]:
@@ -190,6 +210,35 @@ class Conveyor:
             for record in records:
                 self.events.emit("job_dispatched", job_id=record.id, name=record.name,
                                  queue=record.queue)
+
+    @property
+    def recording(self) -> bool:
+        """True inside ``app.fake()``: dispatches are recorded, not stored."""
+        return bool(self._recorders)
+
+    def record_dispatch(self, records: Sequence[NewJob]) -> None:
+        for recorder in self._recorders:
+            recorder.record_records(records)
+
+    # -- batches and chains (docs/batches.md) ---------------------------------------------
+    def batch(self, jobs: Sequence[PreparedJob | PendingChain], *,
+              name: str = "") -> PendingBatch:
+        """Many jobs as one unit: ``app.batch(jobs, name=…).then(job).dispatch()``."""
+        from .batches import PendingBatch
+
+        return PendingBatch(self, jobs, name)
+
+    def chain(self, jobs: Sequence[PreparedJob | PendingBatch]) -> PendingChain:
+        """Jobs run one after another: ``app.chain([a, b, c]).catch(job).dispatch()``."""
+        from .chains import PendingChain
+
+        return PendingChain(self, jobs)
+
+    def find_batch(self, batch_id: str) -> Batch | None:
+        from .batches import Batch
+
+        record = self.backend.batch_get(batch_id)
+        return None if record is None else Batch(self, record)
 
     @contextmanager
     def fake(self) -> Iterator[DispatchRecorder]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import inspect
+import math
 import os
 import threading
 import time
@@ -25,7 +26,7 @@ R = TypeVar("R")
 
 _OPTION_NAMES = frozenset(
     {"queue", "priority", "delay", "tries", "backoff", "timeout", "retry_until", "connection",
-     "batch_id"}
+     "batch_id", "encrypted"}
 )
 
 
@@ -62,7 +63,8 @@ def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:
         return None
     if isinstance(value, dt.timedelta):
         value = value.total_seconds()
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not (
+            0 <= value < math.inf):
         raise ConfigurationError(f"{what} must be a number of seconds >= 0, got {value!r}")
     return float(value)
 
@@ -80,6 +82,7 @@ class JobOptions:
     retry_until: float | dt.datetime | dt.timedelta | None = None
     connection: Any = None
     batch_id: str | None = None
+    encrypted: bool | None = None
 
     def merged(self, **values: Any) -> JobOptions:
         unknown = set(values) - _OPTION_NAMES
@@ -98,6 +101,9 @@ class JobOptions:
             raise ConfigurationError(f"tries must be an integer >= 1, got {values['tries']!r}")
         if values.get("backoff") is not None:
             parse_backoff(values["backoff"])
+        if not isinstance(values.get("encrypted", False), bool | None):
+            raise ConfigurationError(
+                f"encrypted must be True or False, got {values['encrypted']!r}")
         if "delay" in values:
             if isinstance(values["delay"], dt.datetime):
                 values["delay"] = max(0.0, values["delay"].timestamp() - time.time())
@@ -124,6 +130,7 @@ class JobDefinition(Generic[P, R]):
         retry_until: float | dt.timedelta | None = None,
         retry_on: tuple[type[BaseException], ...] | None = None,
         context: bool = False,
+        encrypted: bool = False,
     ) -> None:
         self.app = app
         self.func = func
@@ -138,6 +145,9 @@ class JobDefinition(Generic[P, R]):
         self.retry_until = _seconds(retry_until, f"job {self.name}: retry_until")
         self.retry_on = tuple(retry_on) if retry_on else None
         self.context = context
+        if not isinstance(encrypted, bool):
+            raise ConfigurationError(f"job {self.name}: encrypted must be True or False")
+        self.encrypted = encrypted  # arguments sealed with CONVEYOR_ENCRYPTION_KEYS
         self.is_async = inspect.iscoroutinefunction(func)
         self._type_index = self._find_type_parameter(func)
         try:
@@ -268,7 +278,11 @@ class PreparedJob:
                 meta["retry_until"] = retry_until.timestamp()
             else:
                 meta["retry_until"] = now + (_seconds(retry_until, "retry_until") or 0.0)
-        payload = encode_payload(self.job.name, self.args, self.kwargs, meta, max_bytes)
+        if opts.batch_id is not None:
+            meta["batch"] = opts.batch_id  # so a failed row still names its batch
+        encrypted = self.job.encrypted if opts.encrypted is None else opts.encrypted
+        cipher = self.job.app.payload_cipher(required=True) if encrypted else None
+        payload = encode_payload(self.job.name, self.args, self.kwargs, meta, max_bytes, cipher)
         return NewJob(
             id=job_id,
             queue=self.resolve_queue(),

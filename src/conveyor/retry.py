@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,7 +45,20 @@ class Backoff:
 
 
 def parse_backoff(spec: Any) -> Backoff:
-    """Accept 5, "5", "5,30,120", [5, 30, 120], "exponential", or a dict from ``to_data``."""
+    """Accept 5, "5", "5,30,120", [5, 30, 120], "exponential", or a dict from ``to_data``.
+    Anything else (it may come from a stored payload) is a ConfigurationError."""
+    try:
+        backoff = _parse_backoff(spec)
+    except (TypeError, ValueError, KeyError, OverflowError):
+        backoff = None
+    if backoff is None or not all(
+            math.isfinite(v) for v in (*backoff.delays, backoff.base, backoff.cap)):
+        raise ConfigurationError(
+            f"invalid backoff {spec!r}: use seconds (10), a list (10,60,300) or 'exponential'")
+    return backoff
+
+
+def _parse_backoff(spec: Any) -> Backoff:
     if spec is None:
         return Backoff("fixed", (0.0,))
     if isinstance(spec, Backoff):

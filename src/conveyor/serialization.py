@@ -20,7 +20,7 @@ import types
 import typing
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import BadArguments, PayloadTooLarge, SerializationError
 
@@ -28,6 +28,8 @@ try:  # the "fast" extra: a quicker codec for the same JSON
     import orjson as _orjson
 except ImportError:  # pragma: no cover - exercised when the extra is absent
     _orjson = None  # type: ignore[assignment]
+if TYPE_CHECKING:
+    from .encryption import PayloadCipher
 
 TAG = "__cv__"
 FORMAT_VERSION = 1
@@ -134,7 +136,7 @@ def _finite(document: Any) -> bool:
     return True
 
 
-def _dumps(document: dict[str, Any]) -> str:
+def _dumps(document: Mapping[str, Any]) -> str:
     """Compact UTF-8 JSON; orjson when installed (the ``fast`` extra), else the stdlib.
     Both produce the same values; orjson takes a third of the time on typical payloads."""
     if _orjson is not None and _finite(document):
@@ -159,7 +161,7 @@ def _loads(text: str | bytes) -> Any:
             return _orjson.loads(text)
         except ValueError:  # let the stdlib decide, and word the error
             pass
-    return json.loads(text)
+    return json.loads(text, parse_constant=_no_constants)
 
 
 def encode_payload(
@@ -168,8 +170,10 @@ def encode_payload(
     kwargs: Mapping[str, Any],
     meta: Mapping[str, Any],
     max_bytes: int,
+    cipher: PayloadCipher | None = None,
 ) -> str:
-    """Encode one job's payload to JSON text, enforcing the size cap."""
+    """Encode one job's payload to JSON text (sealed in an envelope when ``cipher`` is
+    given), enforcing the size cap on what the store will hold."""
     document = {
         "v": FORMAT_VERSION,
         "job": job,
@@ -181,25 +185,53 @@ def encode_payload(
         text = _dumps(document)
     except ValueError as exc:
         raise SerializationError(f"job {job!r}: arguments are not valid JSON: {exc}") from exc
+    _check_size(job, text, max_bytes)
+    if cipher is not None:
+        text = _dumps(cipher.seal(job, text))
+        _check_size(job, text, max_bytes)
+    return text
+
+
+def _check_size(job: str, text: str, max_bytes: int) -> None:
     size = len(text.encode("utf-8")) if len(text) * 4 > max_bytes else len(text)
     if size > max_bytes:
         raise PayloadTooLarge(
             f"job {job!r}: payload is {size} bytes, over the cap of {max_bytes} bytes "
             "(pass a reference such as a row id instead, or raise payload_max_bytes)"
         )
-    return text
 
 
-def decode_payload(text: str | bytes, max_bytes: int | None = None) -> Payload:
-    """Decode a stored payload; any problem is a SerializationError with a clear message."""
-    if max_bytes is not None and len(text) > max_bytes:
-        raise PayloadTooLarge(f"stored payload is {len(text)} bytes, over the cap of {max_bytes}")
+def _load_object(text: str | bytes) -> dict[str, Any]:
     try:
         document = _loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SerializationError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise SerializationError("payload is not a JSON object")
+    return document
+
+
+def _no_constants(name: str) -> Any:
+    """NaN and Infinity are not JSON: encoding refuses them, so decoding does too."""
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def decode_payload(text: str | bytes, max_bytes: int | None = None,
+                   cipher: PayloadCipher | None = None) -> Payload:
+    """Decode a stored payload (opening an encrypted envelope with ``cipher``); any problem
+    is a SerializationError with a clear message."""
+    if max_bytes is not None and len(text) > max_bytes:
+        raise PayloadTooLarge(f"stored payload is {len(text)} bytes, over the cap of {max_bytes}")
+    document = _load_object(text)
+    if "enc" in document:
+        name = str(document.get("job"))[:200]
+        if cipher is None:
+            raise SerializationError(
+                f"payload of {name!r} is encrypted but this worker has no "
+                "CONVEYOR_ENCRYPTION_KEYS: give it the keys the job was sealed with")
+        document = _load_object(cipher.open(name, document))
+        if "enc" in document:
+            raise SerializationError(f"payload of {name!r} is encrypted twice")
     job = document.get("job")
     args = document.get("args", [])
     kwargs = document.get("kwargs", {})

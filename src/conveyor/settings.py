@@ -31,6 +31,13 @@ ENV_FIELDS = {
     "CONVEYOR_PAYLOAD_MAX_BYTES": "payload_max_bytes",
     "CONVEYOR_TABLE_PREFIX": "table_prefix",
     "CONVEYOR_LOG_FORMAT": "log_format",
+    "CONVEYOR_METRICS_RETENTION": "metrics_retention",
+    "CONVEYOR_METRICS_FLUSH_INTERVAL": "metrics_flush_interval",
+    "CONVEYOR_ALERT_WEBHOOK": "alert_webhook",
+    "CONVEYOR_ALERT_EMAIL": "alert_email",
+    "CONVEYOR_ALERT_COOLDOWN": "alert_cooldown",
+    "CONVEYOR_ALERT_STATE_FILE": "alert_state_file",
+    "CONVEYOR_ENCRYPTION_KEYS": "encryption_keys",
 }
 
 
@@ -49,7 +56,25 @@ class Settings:
     table_prefix: str = ""
     log_format: str = "text"
     routing: tuple[dict[str, Any], ...] = ()
+    # monitoring (docs/monitoring.md)
+    metrics_retention: float = 24 * 3600.0  # seconds of per-minute samples kept
+    metrics_flush_interval: float = 5.0  # a crashed worker loses at most this much
+    alert_webhook: str = field(default="", repr=False)  # a Slack webhook URL is a secret
+    alert_email: str = ""  # comma-separated recipients, sent through MAIL_* settings
+    alert_cooldown: float = 900.0  # seconds between two alerts of one rule
+    alert_state_file: str = ""  # where cooldowns are kept; default in the user's state dir
+    # Fernet keys for encrypted jobs: the first encrypts, all decrypt. Secret: never shown.
+    encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+
+    def __repr__(self) -> str:
+        """Settings end up in logs and tracebacks: the URL without its password, and no
+        keys (``encryption_keys`` and ``env`` are left out)."""
+        from .backends.base import redact_url
+
+        shown = {f.name: getattr(self, f.name) for f in fields(self) if f.repr}
+        shown["url"] = redact_url(self.url)
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in shown.items())})"
 
     def with_overrides(self, **values: Any) -> Settings:
         clean = {k: v for k, v in values.items() if v is not None}
@@ -82,8 +107,13 @@ def _validated(s: Settings) -> Settings:
         worker_lease=_number("worker_lease", s.worker_lease, float, 1),
         worker_concurrency=_number("worker_concurrency", s.worker_concurrency, int, 1),
         payload_max_bytes=_number("payload_max_bytes", s.payload_max_bytes, int, 64),
+        metrics_retention=_number("metrics_retention", s.metrics_retention, float, 120),
+        metrics_flush_interval=_number("metrics_flush_interval", s.metrics_flush_interval,
+                                       float, 0.1),
+        alert_cooldown=_number("alert_cooldown", s.alert_cooldown, float, 0),
     )
     parse_backoff(s.worker_backoff)
+    s = replace(s, encryption_keys=_key_list(s.encryption_keys))
     if s.log_format not in ("text", "json"):
         raise ConfigurationError(
             f"setting log_format={s.log_format!r} is not valid: accepted values are text, json"
@@ -100,6 +130,19 @@ def _validated(s: Settings) -> Settings:
         )
     del scheme
     return s
+
+
+def _key_list(value: Any) -> tuple[str, ...]:
+    """``"k1,k2"`` (environment) or ``["k1", "k2"]`` (toml) -> validated keys."""
+    from .encryption import validate_keys
+
+    if isinstance(value, str):
+        value = value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(k, str) for k in value):
+        raise ConfigurationError(
+            "setting encryption_keys is not valid: expected a comma-separated string or a "
+            "list of Fernet keys")
+    return validate_keys([k.strip() for k in value if k.strip()])
 
 
 def read_dotenv(path: Path) -> dict[str, str]:
@@ -186,7 +229,7 @@ def load_settings(
                 f"unknown setting {key!r} in conveyor.toml/[tool.conveyor]: "
                 f"accepted keys are {', '.join(sorted(known))}"
             )
-        values[key] = tuple(value) if key == "routing" else value
+        values[key] = tuple(value) if key in ("routing", "encryption_keys") else value
     url = url_from_env(env)
     if url:
         values["url"] = url

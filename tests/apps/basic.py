@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
+from pathlib import Path
 
 from conveyor import Conveyor, Fail, current_job
 
@@ -61,3 +62,32 @@ async def async_noop(n: int) -> None:
 def fail_fast(n: int) -> None:
     record("done", n)
     raise Fail("no point retrying")
+
+
+@app.job(name="chaos", tries=10, backoff=0, timeout=60)
+def chaos(n: int, seconds: float, kind: str = "ok") -> None:
+    """The chaos suite's job: ``ok`` runs, ``flaky`` raises on its first attempt, ``fail``
+    gives up at once. Every execution leaves a ``start`` line and one ending line."""
+    record("start", n)
+    time.sleep(seconds)
+    if kind == "fail":
+        record("fail", n)
+        raise Fail("chaos: this job always fails")
+    if kind == "flaky" and current_job().attempt == 1:
+        record("error", n)
+        raise RuntimeError("chaos: flaky on its first attempt")
+    record("done", n)
+
+
+@app.job(name="gated", tries=5, backoff=0, timeout=60)
+def gated(n: int, gate: str) -> None:
+    """Runs until the file ``<gate>.<attempt>`` exists: the test decides when each attempt
+    ends, so a stale and a current attempt can be held open side by side."""
+    record("start", n)
+    opened = Path(f"{gate}.{current_job().attempt}")
+    deadline = time.monotonic() + 60
+    while not opened.exists():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"gate {opened} never opened")
+        time.sleep(0.01)
+    record("done", n)

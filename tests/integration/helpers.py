@@ -40,12 +40,17 @@ def worker_env(url: str, ledger: Path, **extra: str) -> dict[str, str]:
 
 
 def start_worker(url: str, ledger: Path, *args: str, app: str = "tests.apps.basic:app",
-                 **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "conveyor", "--app", app, "work", *args],
-        env=worker_env(url, ledger, **env), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, cwd=ROOT,
-    )
+                 log: Path | None = None, **env: str) -> subprocess.Popen[str]:
+    """A `conveyor work` process; its output goes to pipes, or is appended to ``log`` (long
+    runs must not fill a pipe nobody reads)."""
+    command = [sys.executable, "-m", "conveyor", "--app", app, "work", *args]
+    if log is None:
+        return subprocess.Popen(command, env=worker_env(url, ledger, **env),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                cwd=ROOT)
+    with log.open("a") as sink:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(command, env=worker_env(url, ledger, **env), stdout=sink,
+                                stderr=subprocess.STDOUT, text=True, cwd=ROOT)
 
 
 def run_conveyor(url: str, ledger: Path, *args: str, timeout: float = 60,

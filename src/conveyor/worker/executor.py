@@ -10,7 +10,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..context import JobContext, reset_current, set_current
-from ..errors import BadArguments, ConveyorError, JobTimeout, SerializationError, UnknownJob
+from ..errors import (
+    BadArguments,
+    ConfigurationError,
+    ConveyorError,
+    JobTimeout,
+    SerializationError,
+    UnknownJob,
+)
 from ..records import Failure, Lease, Release, ReservedJob
 from ..retry import Decision
 from ..serialization import Payload, bind_arguments, decode_payload
@@ -36,6 +43,7 @@ class Execution:
     error_text: str = ""
     permanent: bool = False  # bad input: retrying cannot help
     timed_out: bool = False
+    skipped: bool = False  # its batch was cancelled: not run, acked, counted as cancelled
     started: float = 0.0  # monotonic
     runtime: float = 0.0
 
@@ -57,7 +65,8 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
     job = app.registry.get(reserved.name)
     execution = Execution(reserved, resolve_policy(job, {}, reserved.max_tries, defaults), job)
     try:
-        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes)
+        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes,
+                                 app.payload_cipher())
         if payload.job != reserved.name:
             raise SerializationError(
                 f"payload names job {payload.job!r} but the row names {reserved.name!r}")
@@ -67,10 +76,14 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                 "it (or deploy the code that does) and run `conveyor retry " + reserved.id + "`"
             )
         execution.payload = payload
-        execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        try:
+            execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+        except (ConfigurationError, TypeError, ValueError, OverflowError) as exc:
+            raise SerializationError(
+                f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
         ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
                          attempt=reserved.attempts, tries=execution.policy.tries,
-                         batch_id=reserved.batch_id)
+                         batch_id=reserved.batch_id or _callback_of(payload.meta))
         execution.ctx = ctx
         args = [ctx, *payload.args] if job.context else payload.args
         bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
@@ -79,6 +92,11 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
         execution.record_error(exc)
         execution.permanent = True
     return execution
+
+
+def _callback_of(meta: dict[str, Any]) -> str | None:
+    value = meta.get("callback_of")
+    return value if isinstance(value, str) else None
 
 
 def call_sync(execution: Execution) -> None:

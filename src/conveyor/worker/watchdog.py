@@ -30,6 +30,9 @@ def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
     return done == 1
 
 
+_MAX_WAIT = 3600.0
+
+
 class Watch:
     """One running attempt the watchdog keeps an eye on."""
 
@@ -107,7 +110,8 @@ class Watchdog:
                     not self._heap or self._heap[0][0] > time.monotonic()
                 ):
                     wait = self._heap[0][0] - time.monotonic() if self._heap else None
-                    self._cond.wait(wait)
+                    # bounded: a far deadline (a timeout of 1e300 s) must not overflow
+                    self._cond.wait(None if wait is None else min(wait, _MAX_WAIT))
                 if self._stopped:
                     return
                 _, _, watch, second = heapq.heappop(self._heap)

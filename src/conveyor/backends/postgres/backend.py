@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ...errors import StoreError
+from ...errors import ConfigurationError, StoreError
 from ...records import (
     FailedRecord,
     Failure,
@@ -30,6 +30,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
+from .batches import PostgresBatches
 from .connection import Conn, Listener, Pool, translate
 from .options import parse_postgres_url, store_label
 from .statements import Statements
@@ -39,10 +40,10 @@ _METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, ti
                    "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresBatches, Backend):
     schemes = ("postgresql", "postgres")
     capabilities = Capabilities(transactional_enqueue=True, native_notify=True,
-                                shared_across_hosts=True)
+                                shared_across_hosts=True, batches=True)
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
@@ -77,13 +78,13 @@ class PostgresBackend(Backend):
                 conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"')
                 conn.execute(f"CREATE TABLE IF NOT EXISTS {table} (version integer PRIMARY KEY, "
                              "name text NOT NULL, applied_at double precision NOT NULL)")
-                done = {r[0] for r in conn.execute(f"SELECT version FROM {table}")}  # noqa: S608
+                done = {r[0] for r in conn.execute(f"SELECT version FROM {table}")}
                 for migration in load_migrations(__package__ or "", self.table_prefix):
                     if migration.version in done:
                         continue
                     for statement in migration.statements:
                         conn.execute(statement.replace("{s}", f'"{self.schema}"'))
-                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)",  # noqa: S608
+                    conn.execute(f"INSERT INTO {table} VALUES (%s, %s, %s)",
                                  (migration.version, migration.name, time.time()))
                     applied.append(f"{migration.version:04d}_{migration.name}")
             return applied
@@ -94,25 +95,43 @@ class PostgresBackend(Backend):
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
         if not records:
             return
-        params = (
+        columns = (
             [r.id for r in records], [r.queue for r in records], [r.name for r in records],
             [r.payload for r in records], [r.max_tries for r in records],
             [r.available_at for r in records], [r.created_at for r in records],
-            [r.batch_id for r in records], self.channel,
+            [r.batch_id for r in records],
         )
         sql = self.sql["insert"]
         if connection is not None:
             # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
-            cursor = connection.cursor()
+            cursor = self._caller_cursor(connection)
             try:
-                cursor.execute(sql, params)
+                cursor.execute(sql, (*columns, None, self.channel))
             except psycopg.Error as exc:
                 raise translate(exc, self.display_url) from exc
             finally:
                 cursor.close()
             return
-        # never retried: a second try after an ambiguous failure could insert twice
-        self.pool.run_durable(lambda c: c.execute(sql, params), retry=False)
+        # one statement, its commit durable; never retried: a second try after an
+        # ambiguous failure could insert twice
+        self.pool.run(lambda c: c.execute(sql, (*columns, self.pool.durable_level,
+                                                self.channel)), retry=False)
+
+    @staticmethod
+    def _caller_cursor(connection: Any) -> Any:
+        """A cursor on the caller's connection, or a clear error for what cannot work."""
+        if isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "dispatch(connection=…) needs a synchronous connection: an AsyncConnection "
+                "cannot be driven from here (open a psycopg.Connection for the transaction)"
+            )
+        if not callable(getattr(connection, "cursor", None)):
+            raise ConfigurationError(
+                f"dispatch(connection=…) got {type(connection).__name__}, which has no "
+                "cursor(): pass a DB-API connection (psycopg or psycopg2, Django's "
+                "django.db.connection, or SQLAlchemy's session.connection().connection)"
+            )
+        return connection.cursor()
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
@@ -161,8 +180,9 @@ class PostgresBackend(Backend):
         if not unique:
             return 0
         params = ([x.id for x in unique], [x.token for x in unique],
-                  [x.exception for x in unique], [x.failed_at for x in unique], self.label)
-        row = self.pool.run_durable(lambda c: c.execute(self.sql["fail"], params)).fetchone()
+                  [x.exception for x in unique], [x.failed_at for x in unique])
+        row = self.pool.run(lambda c: c.execute(
+            self.sql["fail"], (*params, self.pool.durable_level, self.label)).fetchone())
         return int(row[0]) if row else 0
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
@@ -208,14 +228,14 @@ class PostgresBackend(Backend):
     def failed_list(
         self, queue: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[FailedRecord]:
-        sql = (f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} "  # noqa: S608
+        sql = (f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} "
                "WHERE (%s::text IS NULL OR queue = %s) "
                "ORDER BY failed_at DESC, id DESC LIMIT %s OFFSET %s")
         rows = self.pool.run(lambda c: c.execute(sql, (queue, queue, limit, offset)).fetchall())
         return [self._failed(r) for r in rows]
 
     def failed_get(self, job_id: str) -> FailedRecord | None:
-        sql = f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} WHERE uuid = %s"  # noqa: S608
+        sql = f"SELECT {_FAILED_COLUMNS} FROM {self.t['failed']} WHERE uuid = %s"
         row = self.pool.run(lambda c: c.execute(sql, (job_id,)).fetchone())
         return None if row is None else self._failed(row)
 
@@ -234,17 +254,17 @@ class PostgresBackend(Backend):
         return sorted(moved, key=lambda job_id: moved[job_id])
 
     def failed_forget(self, job_id: str) -> bool:
-        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} WHERE uuid = %s",
                               (job_id,)) > 0
 
     def failed_flush(self, older_than: float | None = None) -> int:
-        return self._durable(f"DELETE FROM {self.t['failed']} "  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['failed']} "
                               "WHERE %s::float8 IS NULL OR failed_at < %s",
                               (older_than, older_than))
 
     # -- control -------------------------------------------------------------------------
     def queue_pause(self, queue: str) -> None:
-        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "  # noqa: S608
+        self._durable(f"INSERT INTO {self.t['queues']} (queue, paused) "
                       "VALUES (%s, true) ON CONFLICT (queue) DO UPDATE SET paused = true",
                       (queue,))
 
@@ -252,7 +272,7 @@ class PostgresBackend(Backend):
         def resume(conn: Conn) -> None:
             with conn.transaction():
                 self.pool.durable_setting(conn)
-                conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",  # noqa: S608
+                conn.execute(f"DELETE FROM {self.t['queues']} WHERE queue = %s",
                              (queue,))
                 conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
 
@@ -260,22 +280,22 @@ class PostgresBackend(Backend):
 
     def queues_paused(self) -> set[str]:
         rows = self.pool.run(lambda c: c.execute(
-            f"SELECT queue FROM {self.t['queues']} WHERE paused").fetchall())  # noqa: S608
+            f"SELECT queue FROM {self.t['queues']} WHERE paused").fetchall())
         return {r[0] for r in rows}
 
     def queue_clear(self, queues: Sequence[str]) -> int:
-        return self._durable(f"DELETE FROM {self.t['jobs']} "  # noqa: S608
+        return self._durable(f"DELETE FROM {self.t['jobs']} "
                              "WHERE queue = ANY(%s::text[]) AND reserved_at IS NULL",
                               (list(queues),))
 
     def restart_signal_write(self, stamp: float) -> None:
-        self._durable(f"INSERT INTO {self.t['control']} (key, value) "  # noqa: S608
+        self._durable(f"INSERT INTO {self.t['control']} (key, value) "
                       "VALUES ('restart', %s) ON CONFLICT (key) DO UPDATE SET value = "
                       "EXCLUDED.value", (repr(stamp),))
 
     def restart_signal_read(self) -> float | None:
         row = self.pool.run(lambda c: c.execute(
-            f"SELECT value FROM {self.t['control']} WHERE key = 'restart'").fetchone())  # noqa: S608
+            f"SELECT value FROM {self.t['control']} WHERE key = 'restart'").fetchone())
         return None if row is None else float(row[0])
 
     def worker_register(self, worker: WorkerInfo) -> None:
@@ -283,19 +303,19 @@ class PostgresBackend(Backend):
 
     def worker_heartbeat(self, worker: WorkerInfo) -> None:
         self.pool.run(lambda c: c.execute(
-            f"INSERT INTO {self.t['workers']} (name, data, last_heartbeat) "  # noqa: S608
+            f"INSERT INTO {self.t['workers']} (name, data, last_heartbeat) "
             "VALUES (%s, %s::jsonb, %s) ON CONFLICT (name) DO UPDATE SET data = EXCLUDED.data, "
             "last_heartbeat = EXCLUDED.last_heartbeat",
             (worker.name, json.dumps(worker.to_dict()), worker.last_heartbeat)))
 
     def worker_list(self) -> list[WorkerInfo]:
         rows = self.pool.run(lambda c: c.execute(
-            f"SELECT data FROM {self.t['workers']} ORDER BY name").fetchall())  # noqa: S608
+            f"SELECT data FROM {self.t['workers']} ORDER BY name").fetchall())
         return [WorkerInfo.from_dict(r[0]) for r in rows]
 
     def worker_remove(self, name: str) -> None:
         self.pool.run(lambda c: c.execute(
-            f"DELETE FROM {self.t['workers']} WHERE name = %s", (name,)))  # noqa: S608
+            f"DELETE FROM {self.t['workers']} WHERE name = %s", (name,)))
 
     # -- monitoring --------------------------------------------------------------------------
     def queue_stats(self, now: float) -> list[QueueStats]:
@@ -305,10 +325,10 @@ class PostgresBackend(Backend):
                     self.sql["queue_stats"], (now, now, now)):
                 stats[queue] = QueueStats(queue, available, scheduled, running, 0, oldest)
             for queue, failed in conn.execute(
-                    f"SELECT queue, count(*) FROM {self.t['failed']} GROUP BY queue"):  # noqa: S608
+                    f"SELECT queue, count(*) FROM {self.t['failed']} GROUP BY queue"):
                 stats.setdefault(queue, QueueStats(queue)).failed = failed
             for (queue,) in conn.execute(
-                    f"SELECT queue FROM {self.t['queues']} WHERE paused"):  # noqa: S608
+                    f"SELECT queue FROM {self.t['queues']} WHERE paused"):
                 stats.setdefault(queue, QueueStats(queue)).paused = True
             return [stats[q] for q in sorted(stats)]
 
@@ -328,7 +348,7 @@ class PostgresBackend(Backend):
         self.pool.run(record)
 
     def metrics_read(self, since: float, until: float | None = None) -> list[MetricSample]:
-        sql = (f"SELECT {_METRIC_COLUMNS} FROM {self.t['metrics']} "  # noqa: S608
+        sql = (f"SELECT {_METRIC_COLUMNS} FROM {self.t['metrics']} "
                "WHERE minute >= %s AND (%s::float8 IS NULL OR minute < %s) "
                "ORDER BY minute, queue, name, worker")
         rows = self.pool.run(lambda c: c.execute(sql, (since, until, until)).fetchall())
@@ -336,7 +356,7 @@ class PostgresBackend(Backend):
                              r[10], r[11], list(r[12])) for r in rows]
 
     def metrics_prune(self, older_than: float) -> int:
-        return self._rowcount(f"DELETE FROM {self.t['metrics']} WHERE minute < %s",  # noqa: S608
+        return self._rowcount(f"DELETE FROM {self.t['metrics']} WHERE minute < %s",
                               (older_than,))
 
     # -- waiting ---------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
+from .batches import SQLiteBatches
 
 T = TypeVar("T")
 _SYNC_MODES = ("off", "normal", "full", "extra")
@@ -59,10 +60,10 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(SQLiteBatches, Backend):
     schemes = ("sqlite",)
     capabilities = Capabilities(
-        transactional_enqueue=True, native_notify=False, shared_across_hosts=False
+        transactional_enqueue=True, native_notify=False, shared_across_hosts=False, batches=True
     )
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
@@ -97,14 +98,19 @@ class SQLiteBackend(Backend):
             raise StoreUnavailable(
                 f"SQLite store {self.path!r}: directory {str(directory)!r} does not exist"
             )
-        new_file = not Path(self.path).exists()
+        try:
+            # created private (0600) before SQLite opens it: its -wal and -shm files take the
+            # same mode, and no other user can open it in between
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot create SQLite store {self.path!r}: {exc}") from exc
         try:
             conn = sqlite3.connect(
                 self.path, timeout=self.busy_timeout_ms / 1000, isolation_level=None,
                 check_same_thread=False,
             )
-            if new_file:
-                os.chmod(self.path, 0o600)
             conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout_ms)}")
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute(f"PRAGMA synchronous = {self.synchronous.upper()}")
@@ -197,21 +203,19 @@ class SQLiteBackend(Backend):
 
     # -- jobs ------------------------------------------------------------------------
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
-        rows = [
-            (r.id, r.queue, r.name, r.payload, r.max_tries, r.available_at, r.created_at,
-             r.batch_id)
-            for r in records
-        ]
-        sql = (
-            f"INSERT INTO {self.t_jobs} (id, queue, name, payload, max_tries, available_at, "
-            "created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         if connection is not None:
             # the caller's own sqlite3 connection and transaction
-            connection.executemany(sql, rows)
+            self._insert_jobs(connection, records)
             return
         with self._write() as conn:
-            conn.executemany(sql, rows)
+            self._insert_jobs(conn, records)
+
+    def _insert_jobs(self, conn: sqlite3.Connection, records: Sequence[NewJob]) -> None:
+        conn.executemany(
+            f"INSERT INTO {self.t_jobs} (id, queue, name, payload, max_tries, available_at, "
+            "created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.id, r.queue, r.name, r.payload, r.max_tries, r.available_at, r.created_at,
+              r.batch_id) for r in records])
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float

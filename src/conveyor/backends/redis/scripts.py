@@ -1,0 +1,46 @@
+"""The Lua scripts, each one atomic state transition, loaded once and run by EVALSHA.
+
+``_lib.lua`` is prepended to each script so they share key naming and two helpers.
+redis-py's ``Script`` reloads a script by itself after ``SCRIPT FLUSH`` or a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib import resources
+from typing import Any
+
+from redis import Redis
+from redis.commands.core import Script
+
+from .keys import Keys
+
+NAMES = ("insert", "reserve", "complete", "release", "fail", "extend", "recover", "clear",
+         "failed_retry", "failed_forget", "failed_flush", "metrics_prune")
+
+
+def _source(name: str) -> str:
+    folder = resources.files(__package__ or "conveyor.backends.redis")
+    return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+
+
+class Scripts:
+    """``scripts.run("reserve", queues, *args)`` for the queues one call covers."""
+
+    def __init__(self, client: Redis, keys: Keys) -> None:
+        self.keys = keys
+        self._scripts: dict[str, Script] = {
+            name: client.register_script(_source(name)) for name in NAMES
+        }
+
+    def run(self, name: str, queues: Sequence[str], *args: Any) -> Any:
+        keys = [self.keys.queue(q, "wait") for q in queues] or [self.keys.metrics]
+        return self._scripts[name](keys=keys, args=(self.keys.prefix, len(queues), *queues,
+                                                    *args))
+
+    def sha(self, name: str) -> str:
+        return str(self._scripts[name].sha)
+
+    def load_all(self, client: Redis) -> None:
+        for script in self._scripts.values():
+            script.sha = client.script_load(script.script)

@@ -1,0 +1,1 @@
+"""The GroFresh sample store, played end to end by ``conveyor demo`` (see docs/demo.md)."""

@@ -1,0 +1,192 @@
+"""What the Redis store promises beyond the conformance suite: bulk inserts in bounded
+memory, clear errors, wake-ups for delayed jobs, and the settings that can lose jobs."""
+
+from __future__ import annotations
+
+import threading
+import time
+import tracemalloc
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from conveyor.backends import open_backend
+from conveyor.backends.redis import RedisBackend
+from conveyor.errors import ConfigurationError, StoreUnavailable
+from conveyor.records import NewJob
+from tests.integration.redis_processes import free_port, own_redis
+
+from .store_redis import redis_prefix
+
+
+@pytest.fixture
+def redis_backend() -> Iterator[RedisBackend]:
+    with redis_prefix("r") as (url, prefix):
+        backend = open_backend(url, table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        yield backend
+        backend.close()
+
+
+def new_job(n: int, queue: str = "bulk", at: float = 0.0) -> NewJob:
+    return NewJob(id=f"job-{n:09d}", queue=queue, name="app.job", payload=f'{{"n":{n}}}',
+                  available_at=at, created_at=at)
+
+
+@pytest.mark.timeout(120)
+def test_100k_jobs_insert_in_one_call_with_bounded_memory(redis_backend: RedisBackend) -> None:
+    records = [new_job(n) for n in range(100_000)]
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        redis_backend.jobs_insert(records)
+        peak = tracemalloc.get_traced_memory()[1] - before
+    finally:
+        tracemalloc.stop()
+    # chunks of 1,000 jobs, 8 chunks a round trip: a few MB whatever the batch size
+    assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    (stats,) = [s for s in redis_backend.queue_stats(1.0) if s.queue == "bulk"]
+    assert stats.available == 100_000
+
+
+def test_a_failing_chunk_inserts_nothing_of_its_own(redis_backend: RedisBackend) -> None:
+    redis_backend.jobs_insert([new_job(5)])
+    with pytest.raises(Exception, match="job-000000005 already exists"):
+        redis_backend.jobs_insert([new_job(1), new_job(2, "other"), new_job(5)])
+    assert redis_backend.jobs_get(new_job(1).id) is None
+    assert redis_backend.jobs_get(new_job(2).id) is None
+
+
+def test_unreachable_server_is_a_clear_store_unavailable() -> None:
+    backend = open_backend(f"redis://:secret@127.0.0.1:{free_port()}/0")
+    with pytest.raises(StoreUnavailable, match=r"unreachable.*redis-server is running") as info:
+        backend.ping()
+    assert "secret" not in str(info.value)
+    backend.close()
+
+
+@pytest.mark.parametrize("url", ["redis://localhost/0?prefix=a{b}", "redis://localhost/0?chunk=0"])
+def test_bad_url_options_are_configuration_errors(url: str) -> None:
+    with pytest.raises(ConfigurationError):
+        open_backend(url)
+
+
+def test_url_prefix_option_wins_over_table_prefix() -> None:
+    backend = open_backend("redis://localhost:6379/3?prefix=shop&socket_timeout=3",
+                           table_prefix="ignored")
+    assert isinstance(backend, RedisBackend)
+    assert backend.keys.queue("emails", "wait") == "shop:{emails}:wait"
+    assert backend.options.client_url == "redis://localhost:6379/3?socket_timeout=3"
+    backend.close()
+
+
+@pytest.mark.timeout(30)
+def test_wait_ends_when_a_delayed_job_falls_due(redis_backend: RedisBackend) -> None:
+    redis_backend.jobs_insert([new_job(1, "later", at=time.time() + 0.3)])
+    assert redis_backend.wait_for_jobs(["later"], 5.0)  # the insert's own marker
+    started = time.monotonic()
+    assert redis_backend.wait_for_jobs(["later"], 10.0)
+    assert time.monotonic() - started < 9.0  # woken by the due job, not the timeout
+
+
+@pytest.mark.timeout(30)
+def test_every_idle_waiter_wakes_for_a_bulk_insert(redis_backend: RedisBackend) -> None:
+    woken: list[bool] = []
+    ready = threading.Barrier(4)
+
+    def wait() -> None:
+        ready.wait(5)
+        woken.append(redis_backend.wait_for_jobs(["fan"], 10.0))
+
+    threads = [threading.Thread(target=wait) for _ in range(3)]
+    for t in threads:
+        t.start()
+    ready.wait(5)
+    redis_backend.jobs_insert([new_job(n, "fan") for n in range(10)])
+    for t in threads:
+        t.join(15)
+    assert woken == [True, True, True]
+
+
+@pytest.mark.timeout(60)
+def test_store_risks_name_the_setting_to_change(tmp_path: Path) -> None:
+    with own_redis(tmp_path) as server:
+        backend = open_backend(server.url)
+        assert isinstance(backend, RedisBackend)
+        assert backend.store_risks() == []  # AOF on, noeviction
+        client = redis.Redis(port=server.port)
+        client.config_set("maxmemory-policy", "allkeys-lru")
+        client.config_set("appendonly", "no")
+        risks = backend.store_risks()
+        assert any("maxmemory-policy noeviction" in r for r in risks)
+        assert any("appendonly yes" in r for r in risks)
+        client.close()
+        backend.close()
+
+
+@pytest.mark.timeout(30)
+def test_single_slot_waiter_wakes_for_any_of_its_queues() -> None:
+    with redis_prefix("m") as (url, prefix):
+        backend = open_backend(f"{url}?single_slot=1", table_prefix=prefix)
+        other = open_backend(f"{url}?single_slot=1", table_prefix=prefix)
+        woken: list[bool] = []
+        ready = threading.Event()
+
+        def wait() -> None:
+            ready.set()
+            woken.append(backend.wait_for_jobs(["a", "b", "c"], 10.0))
+
+        thread = threading.Thread(target=wait)
+        thread.start()
+        ready.wait(5)
+        other.jobs_insert([new_job(1, "c")])
+        thread.join(15)
+        assert woken == [True]
+        assert [j.queue for j in backend.jobs_reserve(["a", "b", "c"], 5, 30, "w", 1.0)] == ["c"]
+        backend.close()
+        other.close()
+
+
+def test_a_failure_text_that_is_not_valid_unicode_is_still_recorded(
+        redis_backend: RedisBackend) -> None:
+    from conveyor.records import Failure
+
+    redis_backend.jobs_insert([new_job(1, "q")])
+    (r,) = redis_backend.jobs_reserve(["q"], 1, 30, "w", 1.0)
+    assert redis_backend.jobs_fail([Failure(r.id, r.token, "OSError: name \udcff", 2.0)]) == 1
+    record = redis_backend.failed_get(r.id)
+    assert record is not None and record.exception == "OSError: name \\udcff"
+
+
+def test_an_insert_resent_after_a_lost_reply_changes_nothing(
+        redis_backend: RedisBackend) -> None:
+    ((script, group, args),) = redis_backend._insert_calls([new_job(1, "q")])
+    redis_backend.run("insert", script, group, *args)
+    (r,) = redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0)
+    redis_backend.run("insert", script, group, *args)  # the client's retry, same nonce
+    assert redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0) == []
+    got = redis_backend.jobs_get(r.id)
+    assert got is not None and got.token == r.token and got.attempts == 1
+
+
+@pytest.mark.timeout(60)
+def test_on_redis_cluster_queues_spread_over_nodes_keep_strict_order() -> None:
+    from .store_redis import redis_cluster_store
+
+    with redis_cluster_store(Path(".")) as (url, prefix):
+        backend = open_backend(url, table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        queues = [f"q{i}" for i in range(6)]  # six hash tags: spread over the 3 primaries
+        cluster: Any = backend.client
+        assert len({cluster.keyslot(f"{{{q}}}") for q in queues}) == 6
+        backend.jobs_insert([new_job(i, q) for i, q in enumerate(reversed(queues))])
+        woken = backend.wait_for_jobs(queues, 5.0)
+        got = backend.jobs_reserve(queues, 4, 30, "w", 1.0)
+        assert woken and [j.queue for j in got] == queues[:4]
+        assert backend.jobs_complete([j.lease for j in got]) == 4
+        risks = backend.store_risks()  # every primary runs without persistence here
+        assert len([r for r in risks if "appendonly yes" in r]) == 3
+        backend.close()
