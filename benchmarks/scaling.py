@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
 from peers.common import WORK_DIR  # noqa: E402
-from peers.conveyor_peer import store_url  # noqa: E402
+from peers.conveyor_peer import store_url as bench_store_url  # noqa: E402
 
 from conveyor import Conveyor  # noqa: E402
 from conveyor.benchmarking.jobs import NOOP, register  # noqa: E402
@@ -35,6 +35,13 @@ from conveyor.benchmarking.procs import rss_mb, start_worker, stop_workers  # no
 from conveyor.benchmarking.recorder import record_count  # noqa: E402
 
 PREFIX = "cvscale_"
+#: a Redis database apart from run.sh's (which flushes its own between systems)
+SCALE_REDIS_URL = os.environ.get("BENCH_SCALE_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def store_url(store: str) -> str:
+    return SCALE_REDIS_URL if store == "redis" else bench_store_url(store)
+
 QUEUE = "scale"
 CHUNK = 10_000
 
