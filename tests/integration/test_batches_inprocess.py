@@ -171,6 +171,8 @@ def test_cli_list_show_cancel(app: Conveyor, tmp_path: Path) -> None:
         return result.output
 
     assert "cli" in run("batches", "--running")
+    assert json.loads(run("monitor", "--batches", "--json"))[0]["id"] == batch_id
+    assert "Running batches" in run("monitor", "--batches")
     shown = json.loads(run("batches", "show", batch_id, "--json"))
     assert shown["total_jobs"] == 3 and shown["state"] == "running"
     assert "Cancelled batch" in run("batches", "cancel", batch_id)
