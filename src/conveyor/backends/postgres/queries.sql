@@ -1,5 +1,7 @@
 -- The PostgreSQL store's statements. "-- name: x" starts one; {jobs}, {failed}, … are the
--- schema-qualified, prefixed table names. Every value is a bound parameter.
+-- schema-qualified, prefixed table names; {claim}, {complete}, {released} and {moved} are
+-- the entries of those names (CTEs shared by several statements, statements.py). Every
+-- value is a bound parameter.
 
 -- name: insert
 -- one statement for any number of jobs (all or none); the NOTIFY goes out with the
