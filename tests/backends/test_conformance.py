@@ -314,3 +314,23 @@ def test_store_risks_is_optional_and_a_list_of_sentences(backend: Backend) -> No
     if risks is not None:
         found = risks()
         assert isinstance(found, list) and all(isinstance(r, str) and r for r in found)
+
+
+def test_ack_and_reserve_in_one_call(backend: Backend) -> None:
+    backend.jobs_insert([job(n) for n in range(1, 6)])
+    a, b, c = backend.jobs_reserve(["default"], 3, LEASE, "w1", T0)
+    got = backend.jobs_ack_and_reserve(
+        [a.lease, Lease(b.id, "stale")], [Release(c.id, c.token, T0 + 100)],
+        [], ["default"], 5, LEASE, "w1", T0 + 1)
+    assert ids(got) == [job(4).id, job(5).id]  # c waits until T0+100
+    assert backend.jobs_get(a.id) is None  # completed
+    assert backend.jobs_get(b.id) is not None  # the stale token changed nothing
+    d, e = got
+    assert backend.jobs_ack_and_reserve([], [], [Failure(d.id, d.token, "E: x", T0 + 2)],
+                                        ["default"], 0, LEASE, "w1", T0 + 2) == []
+    failed = backend.failed_get(d.id)
+    assert failed is not None and failed.summary == "E: x"
+    again = backend.jobs_ack_and_reserve([e.lease], [], [], ["default"], 5, LEASE, "w1",
+                                         T0 + 100)
+    assert ids(again) == [c.id] and again[0].attempts == 2  # released c is due now
+    assert backend.jobs_get(e.id) is None

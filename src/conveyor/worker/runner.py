@@ -256,7 +256,9 @@ class Worker:
                     self._flush()
             if not events and free > 0:
                 # poll backstop: back off towards --sleep while idle
-                idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
+                # (±10 % jitter: idle workers started together do not poll in step)
+                idle_wait = (min(opts.sleep, max(idle_wait * 2, 0.05)) * self._rng.uniform(
+                    0.9, 1.1) if opts.sleep > 0 else 0.0)
             fetch = bool(finished) or woken or not events
             self._check_restart()
 

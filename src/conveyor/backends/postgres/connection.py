@@ -93,6 +93,13 @@ class Pool:
                 raise StoreError(f"PostgreSQL store {self.where} was closed")
             if self._pool is None or self._pid != os.getpid():
                 opts = self.options
+                if self._pool is None:
+                    # a server that cannot be reached at all fails now, in one clear line,
+                    # not after the pool's timeout of retries (later outages: the pool waits)
+                    try:
+                        psycopg.connect(opts.conninfo).close()
+                    except psycopg.Error as exc:
+                        raise translate(exc, self.where) from exc
                 self._pool = ConnectionPool(
                     opts.conninfo, min_size=opts.pool_min, max_size=opts.pool_max,
                     kwargs={"autocommit": True,
@@ -106,6 +113,11 @@ class Pool:
             return self._pool
 
     def _configure(self, conn: Conn) -> None:
+        # conveyor's statements are index lookups whose plan does not depend on the
+        # values; left to choose, the server re-plans the ack statements at every call
+        # (their unnest() of a one-element array looks cheaper than the generic estimate),
+        # and planning the worker's round costs more than running it
+        conn.execute("SET plan_cache_mode TO force_generic_plan")
         if self.options.fast_acks:
             # Claims, acks and lease renewals skip the WAL flush wait: a server crash may
             # forget the last instant of them (a job then runs again, it is never lost).

@@ -114,19 +114,45 @@ class RedisBackend(RedisBatches, RedisAdmin):
         for group in self.groups(queues):  # one group (one round trip) on a single server
             rows = self.run("reserve", "reserve", group, now, expires, token, worker,
                             limit - len(reserved))
-            for i in range(0, len(rows), 9):
-                (qi, job_id, attempts, name, payload, max_tries, available_at, created_at,
-                 batch_id) = rows[i:i + 9]
-                queue = group[int(qi) - 1]
-                reserved.append(ReservedJob(
-                    id=job_id, queue=queue, name=name, payload=payload,
-                    attempts=int(attempts), max_tries=_tries(max_tries),
-                    token=f"{token}/{queue}", available_at=_float(available_at),
-                    created_at=_float(created_at), reserved_at=now,
-                    lease_expires_at=expires, batch_id=batch_id or None))
+            reserved.extend(self._reserved(rows, group, token, now, expires))
             if len(reserved) >= limit:
                 break
         return reserved
+
+    @staticmethod
+    def _reserved(rows: Sequence[Any], group: Sequence[str], token: str, now: float,
+                  expires: float) -> list[ReservedJob]:
+        reserved: list[ReservedJob] = []
+        for i in range(0, len(rows), 9):
+            (qi, job_id, attempts, name, payload, max_tries, available_at, created_at,
+             batch_id) = rows[i:i + 9]
+            queue = group[int(qi) - 1]
+            reserved.append(ReservedJob(
+                id=job_id, queue=queue, name=name, payload=payload,
+                attempts=int(attempts), max_tries=_tries(max_tries),
+                token=f"{token}/{queue}", available_at=_float(available_at),
+                created_at=_float(created_at), reserved_at=now,
+                lease_expires_at=expires, batch_id=batch_id or None))
+        return reserved
+
+    def jobs_ack_and_reserve(
+        self, completes: Sequence[Lease], releases: Sequence[Release],
+        failures: Sequence[Failure], queues: Sequence[str], limit: int, lease: float,
+        worker: str, now: float,
+    ) -> list[ReservedJob]:
+        """The acks' scripts and the reserve script in one pipeline: one round trip. With
+        one call per queue (Cluster, single-slot) the calls cannot share a pipeline."""
+        if self.per_queue_calls or limit <= 0 or not queues:
+            return super().jobs_ack_and_reserve(completes, releases, failures, queues, limit,
+                                                lease, worker, now)
+        calls = [*self._complete_calls(completes), *self._release_calls(releases),
+                 *self._fail_calls(failures)]
+        expires = now + lease
+        token = os.urandom(8).hex()
+        (group,) = self.groups(queues)
+        calls.append(("reserve", group, (now, expires, token, worker, limit)))
+        rows = self.pipeline_scripts("ack and reserve", [], calls)[-1]
+        return self._reserved(rows, group, token, now, expires)
 
     # -- transitions out of running (token-checked in the scripts) ----------------------
     def _by_queue(self, items: Sequence[Any]) -> dict[str, list[Any]]:
@@ -137,35 +163,46 @@ class RedisBackend(RedisBatches, RedisAdmin):
                 grouped[queue].append(item)
         return grouped
 
-    def _transition(self, script: str, items: Sequence[Any], head: tuple[Any, ...],
-                    fields: Any) -> list[Any]:
+    def _transition_calls(self, script: str, items: Sequence[Any], head: tuple[Any, ...],
+                          fields: Any) -> list[tuple[str, Sequence[str], tuple[Any, ...]]]:
         grouped = self._by_queue(items)
-        results: list[Any] = []
+        calls: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
         for group in self.groups(list(grouped)):
             args: list[Any] = list(head)
             for qi, queue in enumerate(group, start=1):
                 for item in grouped[queue]:
                     args.append(qi)
                     args.extend(fields(item))
-            results.append(self.run(script, script, group, *args))
-        return results
+            calls.append((script, group, tuple(args)))
+        return calls
+
+    def _transition(self, calls: list[tuple[str, Sequence[str], tuple[Any, ...]]]) -> list[Any]:
+        return [self.run(script, script, group, *args) for script, group, args in calls]
+
+    def _complete_calls(self, leases: Sequence[Lease]) -> list[Any]:
+        return self._transition_calls("complete", leases, (), lambda x: (x.id, x.token))
+
+    def _release_calls(self, items: Sequence[Release]) -> list[Any]:
+        return self._transition_calls("release", items, (self.options.marker_cap,),
+                                      lambda x: (x.id, x.token, x.available_at))
+
+    def _fail_calls(self, items: Sequence[Failure]) -> list[Any]:
+        return self._transition_calls(
+            "fail", items, (self.display_url,),
+            lambda x: (x.id, x.token, _utf8(x.exception), x.failed_at))
 
     def jobs_complete(self, leases: Sequence[Lease]) -> int:
-        results = self._transition("complete", leases, (), lambda x: (x.id, x.token))
-        return sum(int(n) for n in results)
+        return sum(int(n) for n in self._transition(self._complete_calls(leases)))
 
     def jobs_release(self, items: Sequence[Release]) -> int:
-        results = self._transition("release", items, (self.options.marker_cap,),
-                                   lambda x: (x.id, x.token, x.available_at))
-        return sum(int(n) for n in results)
+        return sum(int(n) for n in self._transition(self._release_calls(items)))
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
-        results = self._transition("fail", items, (self.display_url,),
-                                   lambda x: (x.id, x.token, _utf8(x.exception), x.failed_at))
-        return sum(int(n) for n in results)
+        return sum(int(n) for n in self._transition(self._fail_calls(items)))
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:
-        results = self._transition("extend", leases, (now + lease,), lambda x: (x.id, x.token))
+        results = self._transition(
+            self._transition_calls("extend", leases, (now + lease,), lambda x: (x.id, x.token)))
         held = {job_id for ids in results for job_id in ids}
         return [x.id for x in leases if x.id in held]
 
