@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,7 +126,9 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert verdict.failed_as_planned + verdict.worker_lost == len(failed)
     expected_fail = sum(1 for n in range(profile.jobs) if kind_of(n) == "fail")
     assert verdict.failed_as_planned == expected_fail
-    # a worker told to stop finished its jobs and exited cleanly
-    for process in pool.exited:
-        if process.pid not in pool.fates.killed:
-            assert process.returncode == 0, pool.log_text()
+    # a worker told to stop finished its jobs and exited cleanly (one still starting up,
+    # which had run nothing, may die of the SIGTERM before it installs its handler)
+    ran = {pid for _, _, _, pid in ledger.lines()}
+    codes = {p.pid: p.returncode for p in pool.exited if p.pid not in pool.fates.killed}
+    assert all(code == 0 or (code == -signal.SIGTERM and pid not in ran)
+               for pid, code in codes.items()), (codes, pool.log_text())
