@@ -36,8 +36,11 @@ class Profile:
 
 
 PROFILES = {"short": Profile(jobs=3000, waves=10), "long": Profile(jobs=20000, waves=40)}
+# read at import: the suite's autouse fixture clears CONVEYOR_* variables before each test
 PROFILE_NAME = os.environ.get("CONVEYOR_CHAOS", "short")
 PROFILE = PROFILES[PROFILE_NAME]
+SEED = os.environ.get("CONVEYOR_CHAOS_SEED")
+REPORT = os.environ.get("CONVEYOR_CHAOS_REPORT")
 FAULTS = ("kill", "stop", "store", "term", "kill", "store")
 
 
@@ -64,7 +67,7 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
     from tests.apps import basic
 
     profile = PROFILE
-    seed = int(os.environ.get("CONVEYOR_CHAOS_SEED") or random.randrange(1 << 30))
+    seed = int(SEED or random.randrange(1 << 30))
     rng = random.Random(seed)
     app = target.use(basic.app)
     job = app.get_job("chaos")
@@ -115,9 +118,8 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
             f"{verdict.summary()} elapsed={elapsed:.0f}s")
     with capsys.disabled():
         print("\n" + line)
-    report = os.environ.get("CONVEYOR_CHAOS_REPORT")
-    if report:
-        with open(report, "a") as handle:
+    if REPORT:
+        with open(REPORT, "a") as handle:
             handle.write(line + "\n")
 
     assert not verdict.problems, "\n".join(verdict.problems[:20]) + "\n" + pool.log_text()
