@@ -14,7 +14,6 @@ import os
 import statistics
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -62,7 +61,7 @@ def bulk_rate(count: int) -> float:
 
 def pickup(url: str, base: str, key: str, count: int, rate: float) -> list[float]:
     os.environ.update(PROBE_URL=base, PROBE_KEY=key)
-    proc = worker(url, 1)
+    proc = worker(url, 8)
     client = redis.Redis.from_url(base)
     try:
         time.sleep(1.0)  # let the worker start and go idle
@@ -84,6 +83,12 @@ def pickup(url: str, base: str, key: str, count: int, rate: float) -> list[float
         client.close()
 
 
+def delete_prefix(client: redis.Redis, prefix: str) -> None:
+    batch = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    for i in range(0, len(batch), 1000):
+        client.delete(*batch[i:i + 1000])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="redis://127.0.0.1:6379/9")
@@ -102,16 +107,15 @@ def main() -> None:
                   f"{rate:,.0f} jobs/s ({args.jobs:,} no-op jobs)")
         print(f"dispatch (one at a time): {dispatch_rate(5_000):,.0f} jobs/s")
         print(f"dispatch_many (100,000 in one call): {bulk_rate(100_000):,.0f} jobs/s")
-        client.delete(*[k for k in client.scan_iter(match=f"{prefix}:*", count=1000)] or ["-"])
+        delete_prefix(client, prefix)
         samples = pickup(url, args.url, f"{prefix}:probe", 1_000, 200.0)
         if samples:
             q = statistics.quantiles(samples, n=100)
-            print(f"pickup latency at 200 jobs/s: p50 {q[49] * 1000:.2f} ms, "
+            print("pickup latency at 200 jobs/s (1 worker, concurrency 8): "
+                  f"p50 {q[49] * 1000:.2f} ms, "
                   f"p95 {q[94] * 1000:.2f} ms, p99 {q[98] * 1000:.2f} ms ({len(samples)} jobs)")
     finally:
-        batch = [k for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        for i in range(0, len(batch), 1000):
-            client.delete(*batch[i:i + 1000])
+        delete_prefix(client, prefix)
         client.close()
         app.close()
 

@@ -19,6 +19,8 @@ from .routing import Router
 from .settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from .batches import Batch, PendingBatch
+    from .chains import PendingChain
     from .encryption import PayloadCipher
     from .testing.fake import DispatchRecorder
 
@@ -208,6 +210,35 @@ class Conveyor:
             for record in records:
                 self.events.emit("job_dispatched", job_id=record.id, name=record.name,
                                  queue=record.queue)
+
+    @property
+    def recording(self) -> bool:
+        """True inside ``app.fake()``: dispatches are recorded, not stored."""
+        return bool(self._recorders)
+
+    def record_dispatch(self, records: Sequence[NewJob]) -> None:
+        for recorder in self._recorders:
+            recorder.record_records(records)
+
+    # -- batches and chains (docs/batches.md) ---------------------------------------------
+    def batch(self, jobs: Sequence[PreparedJob | PendingChain], *,
+              name: str = "") -> PendingBatch:
+        """Many jobs as one unit: ``app.batch(jobs, name=…).then(job).dispatch()``."""
+        from .batches import PendingBatch
+
+        return PendingBatch(self, jobs, name)
+
+    def chain(self, jobs: Sequence[PreparedJob | PendingBatch]) -> PendingChain:
+        """Jobs run one after another: ``app.chain([a, b, c]).catch(job).dispatch()``."""
+        from .chains import PendingChain
+
+        return PendingChain(self, jobs)
+
+    def find_batch(self, batch_id: str) -> Batch | None:
+        from .batches import Batch
+
+        record = self.backend.batch_get(batch_id)
+        return None if record is None else Batch(self, record)
 
     @contextmanager
     def fake(self) -> Iterator[DispatchRecorder]:

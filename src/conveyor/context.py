@@ -11,6 +11,7 @@ from .errors import ConveyorError, Fail, Retry
 
 if TYPE_CHECKING:
     from .app import Conveyor
+    from .batches import Batch
 
 _current: contextvars.ContextVar[JobContext | None] = contextvars.ContextVar(
     "conveyor_current_job", default=None
@@ -46,6 +47,15 @@ class JobContext:
         self.progress_message = message
         self.app.events.emit("job_progress", job_id=self.id, name=self.name,
                              progress=self.progress_value, message=message)
+
+    @property
+    def batch(self) -> Batch | None:
+        """The batch this job belongs to (or whose callback it is), read fresh; None if none.
+        ``current_job().batch.cancelled`` lets a long job stop early; ``.add([...])`` adds
+        jobs to it."""
+        if self.batch_id is None:
+            return None
+        return self.app.find_batch(self.batch_id)
 
     @property
     def is_last_attempt(self) -> bool:

@@ -278,6 +278,8 @@ class PreparedJob:
                 meta["retry_until"] = retry_until.timestamp()
             else:
                 meta["retry_until"] = now + (_seconds(retry_until, "retry_until") or 0.0)
+        if opts.batch_id is not None:
+            meta["batch"] = opts.batch_id  # so a failed row still names its batch
         encrypted = self.job.encrypted if opts.encrypted is None else opts.encrypted
         cipher = self.job.app.payload_cipher(required=True) if encrypted else None
         payload = encode_payload(self.job.name, self.args, self.kwargs, meta, max_bytes, cipher)

@@ -228,3 +228,91 @@ class MetricSample:
 
     def key(self) -> tuple[int, str, str, str]:
         return (self.minute, self.queue, self.name, self.worker)
+
+
+class BatchOutcome(enum.StrEnum):
+    """How one job of a batch ended (``cancelled``: skipped because the batch was)."""
+
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchMark:
+    """One job's outcome to record in its batch (``batch_record``)."""
+
+    batch_id: str
+    job_id: str
+    outcome: BatchOutcome
+
+
+@dataclass(slots=True)
+class NewBatch:
+    """A batch about to be created; ``options`` is an encoded JSON document (callbacks,
+    allow_failures …) that only the layer above the store reads."""
+
+    id: str
+    name: str
+    options: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class BatchRecord:
+    """A row of ``job_batches``.
+
+    ``pending_jobs`` counts member jobs that have not succeeded (a failed job stays pending
+    until a retry succeeds; a job skipped by cancellation is no longer pending);
+    ``failed_jobs`` counts those whose latest outcome is a failure. So every job has run at
+    least once when ``pending_jobs == failed_jobs``.
+    """
+
+    id: str
+    name: str
+    total_jobs: int
+    pending_jobs: int
+    failed_jobs: int
+    failed_job_ids: list[str]
+    options: str
+    created_at: float
+    cancelled_at: float | None = None
+    finished_at: float | None = None
+
+    @property
+    def processed_jobs(self) -> int:
+        return self.total_jobs - self.pending_jobs
+
+    @property
+    def progress(self) -> int:
+        """Percent of jobs done (succeeded or skipped), 0-100, rounded down."""
+        if self.total_jobs <= 0:
+            return 100
+        return (self.processed_jobs * 100) // self.total_jobs
+
+    @property
+    def all_ran(self) -> bool:
+        """Every job has an outcome (succeeded, failed on its last try, or skipped)."""
+        return self.pending_jobs <= self.failed_jobs
+
+    @property
+    def finished(self) -> bool:
+        return self.finished_at is not None
+
+    @property
+    def cancelled(self) -> bool:
+        return self.cancelled_at is not None
+
+    @property
+    def succeeded(self) -> bool:
+        return self.pending_jobs == 0 and self.failed_jobs == 0 and self.cancelled_at is None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "name": self.name, "total_jobs": self.total_jobs,
+            "pending_jobs": self.pending_jobs, "failed_jobs": self.failed_jobs,
+            "failed_job_ids": list(self.failed_job_ids), "progress": self.progress,
+            "created_at": self.created_at, "cancelled_at": self.cancelled_at,
+            "finished_at": self.finished_at, "finished": self.finished,
+            "cancelled": self.cancelled,
+        }

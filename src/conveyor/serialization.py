@@ -14,6 +14,8 @@ import datetime as dt
 import decimal
 import inspect
 import json
+import math
+import re
 import types
 import typing
 import uuid
@@ -22,6 +24,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import BadArguments, PayloadTooLarge, SerializationError
 
+try:  # the "fast" extra: a quicker codec for the same JSON
+    import orjson as _orjson
+except ImportError:  # pragma: no cover - exercised when the extra is absent
+    _orjson = None  # type: ignore[assignment]
 if TYPE_CHECKING:
     from .encryption import PayloadCipher
 
@@ -119,6 +125,45 @@ class Payload:
     meta: dict[str, Any]
 
 
+def _finite(document: Any) -> bool:
+    """No NaN or infinity anywhere (orjson would write them as null; JSON has neither)."""
+    if isinstance(document, float):
+        return math.isfinite(document)
+    if isinstance(document, dict):
+        return all(_finite(v) for v in document.values())
+    if isinstance(document, list):
+        return all(_finite(v) for v in document)
+    return True
+
+
+def _dumps(document: Mapping[str, Any]) -> str:
+    """Compact UTF-8 JSON; orjson when installed (the ``fast`` extra), else the stdlib.
+    Both produce the same values; orjson takes a third of the time on typical payloads."""
+    if _orjson is not None and _finite(document):
+        try:
+            return str(_orjson.dumps(document).decode("utf-8"))
+        except TypeError:  # orjson.JSONEncodeError: integers past 64 bits, lone surrogates
+            pass
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+_LONG_DIGITS = re.compile(r"\d{19}")
+_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+
+
+def _loads(text: str | bytes) -> Any:
+    # orjson reads integers beyond 64 bits (and some of 19 digits) as floats, silently:
+    # a payload with a run of 19+ digits anywhere goes to the exact stdlib decoder
+    long_digits = (_LONG_DIGITS_BYTES.search(text) if isinstance(text, bytes)
+                   else _LONG_DIGITS.search(text))
+    if _orjson is not None and long_digits is None:
+        try:
+            return _orjson.loads(text)
+        except ValueError:  # let the stdlib decide, and word the error
+            pass
+    return json.loads(text, parse_constant=_no_constants)
+
+
 def encode_payload(
     job: str,
     args: Sequence[Any],
@@ -147,10 +192,6 @@ def encode_payload(
     return text
 
 
-def _dumps(document: Mapping[str, Any]) -> str:
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-
-
 def _check_size(job: str, text: str, max_bytes: int) -> None:
     size = len(text.encode("utf-8")) if len(text) * 4 > max_bytes else len(text)
     if size > max_bytes:
@@ -162,7 +203,7 @@ def _check_size(job: str, text: str, max_bytes: int) -> None:
 
 def _load_object(text: str | bytes) -> dict[str, Any]:
     try:
-        document = json.loads(text, parse_constant=_no_constants)
+        document = _loads(text)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise SerializationError(f"payload is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):

@@ -31,6 +31,12 @@ ENV_FIELDS = {
     "CONVEYOR_PAYLOAD_MAX_BYTES": "payload_max_bytes",
     "CONVEYOR_TABLE_PREFIX": "table_prefix",
     "CONVEYOR_LOG_FORMAT": "log_format",
+    "CONVEYOR_METRICS_RETENTION": "metrics_retention",
+    "CONVEYOR_METRICS_FLUSH_INTERVAL": "metrics_flush_interval",
+    "CONVEYOR_ALERT_WEBHOOK": "alert_webhook",
+    "CONVEYOR_ALERT_EMAIL": "alert_email",
+    "CONVEYOR_ALERT_COOLDOWN": "alert_cooldown",
+    "CONVEYOR_ALERT_STATE_FILE": "alert_state_file",
     "CONVEYOR_ENCRYPTION_KEYS": "encryption_keys",
 }
 
@@ -50,6 +56,13 @@ class Settings:
     table_prefix: str = ""
     log_format: str = "text"
     routing: tuple[dict[str, Any], ...] = ()
+    # monitoring (docs/monitoring.md)
+    metrics_retention: float = 24 * 3600.0  # seconds of per-minute samples kept
+    metrics_flush_interval: float = 5.0  # a crashed worker loses at most this much
+    alert_webhook: str = field(default="", repr=False)  # a Slack webhook URL is a secret
+    alert_email: str = ""  # comma-separated recipients, sent through MAIL_* settings
+    alert_cooldown: float = 900.0  # seconds between two alerts of one rule
+    alert_state_file: str = ""  # where cooldowns are kept; default in the user's state dir
     # Fernet keys for encrypted jobs: the first encrypts, all decrypt. Secret: never shown.
     encryption_keys: tuple[str, ...] = field(default=(), repr=False)
     env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -94,6 +107,10 @@ def _validated(s: Settings) -> Settings:
         worker_lease=_number("worker_lease", s.worker_lease, float, 1),
         worker_concurrency=_number("worker_concurrency", s.worker_concurrency, int, 1),
         payload_max_bytes=_number("payload_max_bytes", s.payload_max_bytes, int, 64),
+        metrics_retention=_number("metrics_retention", s.metrics_retention, float, 120),
+        metrics_flush_interval=_number("metrics_flush_interval", s.metrics_flush_interval,
+                                       float, 0.1),
+        alert_cooldown=_number("alert_cooldown", s.alert_cooldown, float, 0),
     )
     parse_backoff(s.worker_backoff)
     s = replace(s, encryption_keys=_key_list(s.encryption_keys))

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import require_server
 
@@ -58,3 +59,37 @@ def redis_single_slot_store(tmp_path: Path) -> Iterator[tuple[str, str]]:
     """The same store making one script call per queue, as Redis Cluster requires."""
     with redis_prefix("s") as (url, prefix):
         yield f"{url}?single_slot=1", prefix
+
+
+_CLUSTER: list[Any] = []  # one Redis Cluster for the whole test run, started on first use
+
+
+def _cluster_url() -> str:
+    if not _CLUSTER:
+        import atexit
+        import tempfile
+
+        from tests.integration.redis_processes import RedisCluster
+
+        cluster = RedisCluster(Path(tempfile.mkdtemp(prefix="conveyor-cluster-")))
+        atexit.register(cluster.stop)
+        cluster.start()
+        _CLUSTER.append(cluster)
+    return str(_CLUSTER[0].url)
+
+
+@store("redis-cluster")
+@contextmanager
+def redis_cluster_store(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """A three-primary Redis Cluster of the run's own, through redis-py's Cluster client."""
+    import redis.cluster
+
+    url = _cluster_url()
+    prefix = f"cvtest:k{os.getpid()}{os.urandom(4).hex()}"
+    try:
+        yield f"{url}?cluster=1", prefix
+    finally:
+        client = redis.cluster.RedisCluster.from_url(url)
+        for key in list(client.scan_iter(match=f"{prefix}:*", count=1000)):
+            client.delete(key)
+        client.close()

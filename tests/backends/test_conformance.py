@@ -307,3 +307,10 @@ def test_metrics_upsert_read_prune(backend: Backend) -> None:
     assert len(backend.metrics_read(minute - 3600, minute)) == 1
     assert backend.metrics_prune(minute) == 1
     assert len(backend.metrics_read(0)) == 2
+
+
+def test_store_risks_is_optional_and_a_list_of_sentences(backend: Backend) -> None:
+    risks = getattr(backend, "store_risks", None)  # optional protocol method
+    if risks is not None:
+        found = risks()
+        assert isinstance(found, list) and all(isinstance(r, str) and r for r in found)

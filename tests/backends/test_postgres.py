@@ -57,7 +57,10 @@ def test_two_migrations_at_once_are_safe(url: str) -> None:
         t.join(30)
     for b in backends:
         b.close()
-    assert sorted(map(len, results)) == [0, 2], results  # type: ignore[arg-type]
+    from conveyor.backends.migrations import load_migrations
+
+    every = len(load_migrations("conveyor.backends.postgres", "m_"))
+    assert sorted(map(len, results)) == [0, every], results  # type: ignore[arg-type]
 
 
 def test_listener_comes_back_after_its_connection_is_killed(url: str) -> None:
@@ -165,5 +168,63 @@ def test_failed_rows_name_the_store_without_credentials(url: str) -> None:
         assert record is not None
         assert "sekrit" not in record.connection and "@" not in record.connection
         assert record.connection.startswith("postgresql://") and "/test" in record.connection
+    finally:
+        backend.close()
+
+
+def test_fast_acks_keep_dispatches_durable(url: str) -> None:
+    """Pooled sessions commit claims and acks asynchronously, but an insert restores the
+    server's synchronous_commit for its own transaction."""
+    backend = open_backend(url)
+    try:
+        backend.migrate()
+        pool = backend.pool  # type: ignore[attr-defined]
+        with pool.connection() as conn:
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+            level = pool.durable_level
+            assert level not in (None, "off")
+            with conn.transaction():
+                conn.execute(backend.sql["insert"], (  # type: ignore[attr-defined]
+                    ["j1"], ["default"], ["app.job"], ["{}"], [3], [T0], [T0], [None],
+                    level, "some_channel"))
+                assert conn.execute("SHOW synchronous_commit").fetchone() == (level,)
+            assert conn.execute("SHOW synchronous_commit").fetchone() == ("off",)
+    finally:
+        backend.close()
+
+
+def test_fast_acks_off_leaves_every_commit_at_the_servers_level(url: str) -> None:
+    from conveyor.records import Failure
+
+    backend = open_backend(url + "&fast_acks=false")
+    try:
+        backend.migrate()
+        backend.jobs_insert([job(1), job(2)])
+        a, b = backend.jobs_reserve(["default"], 2, 30, "w", T0)
+        assert backend.jobs_fail([Failure(a.id, a.token, "boom", T0)]) == 1
+        assert backend.jobs_complete([b.lease]) == 1
+        with backend.pool.connection() as conn:  # type: ignore[attr-defined]
+            assert conn.execute("SHOW synchronous_commit").fetchone() != ("off",)
+    finally:
+        backend.close()
+
+
+def test_claim_over_several_queues_reads_the_ready_index(url: str) -> None:
+    backend = open_backend(url)
+    try:
+        backend.migrate()
+        backend.jobs_insert([job(n, ("high", "normal", "low")[n % 3]) for n in range(3000)])
+        sql = backend.sql.reserve(3)  # type: ignore[attr-defined]
+        params: list[object] = []
+        for queue in ("high", "normal", "low"):
+            params += [queue, T0, queue, 8]
+        params += [8, T0, "token", "w", T0 + 30]
+        with backend.pool.connection() as conn:  # type: ignore[attr-defined]
+            conn.execute(f"ANALYZE {backend.t['jobs']}")  # type: ignore[attr-defined]
+            plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + sql, params))
+        assert plan.count("Index Scan using jobs_ready_index") == 3, plan  # one per queue
+        assert "Index Scan using jobs_pkey on jobs j" in plan, plan  # the update by id
+        assert "Seq Scan" not in plan and "Sort" not in plan, plan
+        assert "LockRows" in plan and "Limit" in plan
     finally:
         backend.close()

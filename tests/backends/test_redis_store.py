@@ -8,6 +8,7 @@ import time
 import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -147,3 +148,45 @@ def test_single_slot_waiter_wakes_for_any_of_its_queues() -> None:
         assert [j.queue for j in backend.jobs_reserve(["a", "b", "c"], 5, 30, "w", 1.0)] == ["c"]
         backend.close()
         other.close()
+
+
+def test_a_failure_text_that_is_not_valid_unicode_is_still_recorded(
+        redis_backend: RedisBackend) -> None:
+    from conveyor.records import Failure
+
+    redis_backend.jobs_insert([new_job(1, "q")])
+    (r,) = redis_backend.jobs_reserve(["q"], 1, 30, "w", 1.0)
+    assert redis_backend.jobs_fail([Failure(r.id, r.token, "OSError: name \udcff", 2.0)]) == 1
+    record = redis_backend.failed_get(r.id)
+    assert record is not None and record.exception == "OSError: name \\udcff"
+
+
+def test_an_insert_resent_after_a_lost_reply_changes_nothing(
+        redis_backend: RedisBackend) -> None:
+    ((script, group, args),) = redis_backend._insert_calls([new_job(1, "q")])
+    redis_backend.run("insert", script, group, *args)
+    (r,) = redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0)
+    redis_backend.run("insert", script, group, *args)  # the client's retry, same nonce
+    assert redis_backend.jobs_reserve(["q"], 5, 30, "w", 1.0) == []
+    got = redis_backend.jobs_get(r.id)
+    assert got is not None and got.token == r.token and got.attempts == 1
+
+
+@pytest.mark.timeout(60)
+def test_on_redis_cluster_queues_spread_over_nodes_keep_strict_order() -> None:
+    from .store_redis import redis_cluster_store
+
+    with redis_cluster_store(Path(".")) as (url, prefix):
+        backend = open_backend(url, table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        queues = [f"q{i}" for i in range(6)]  # six hash tags: spread over the 3 primaries
+        cluster: Any = backend.client
+        assert len({cluster.keyslot(f"{{{q}}}") for q in queues}) == 6
+        backend.jobs_insert([new_job(i, q) for i, q in enumerate(reversed(queues))])
+        woken = backend.wait_for_jobs(queues, 5.0)
+        got = backend.jobs_reserve(queues, 4, 30, "w", 1.0)
+        assert woken and [j.queue for j in got] == queues[:4]
+        assert backend.jobs_complete([j.lease for j in got]) == 4
+        risks = backend.store_risks()  # every primary runs without persistence here
+        assert len([r for r in risks if "appendonly yes" in r]) == 3
+        backend.close()

@@ -3,6 +3,7 @@ private redis-server that a test may kill and restart, and polling with a deadli
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -112,3 +113,73 @@ def own_redis(directory: Path) -> Iterator[RedisServer]:
         yield server
     finally:
         server.kill()
+
+
+class RedisCluster:
+    """A three-primary Redis Cluster of the test run's own, on free ports in a temp dir."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.ports = [_cluster_port() for _ in range(3)]
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.ports[0]}/0"
+
+    def start(self) -> None:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            pytest.skip("redis-server and redis-cli are needed for a Redis Cluster")
+        for port in self.ports:
+            node_dir = self.directory / str(port)
+            node_dir.mkdir(parents=True, exist_ok=True)
+            self.procs.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(node_dir),
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--appendonly", "no", "--save", "", "--daemonize", "no",
+                 "--logfile", str(node_dir / "log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for port in self.ports:
+            client = redis.Redis(port=port, socket_connect_timeout=0.2)
+            wait_until(functools.partial(_pings, client), 20, f"cluster node {port}")
+            client.close()
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60)
+        for port in self.ports:
+            client = redis.Redis(port=port, decode_responses=True)
+            wait_until(functools.partial(_cluster_ok, client), 30, f"cluster state on {port}")
+            client.close()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.kill()
+            proc.wait(10)
+        self.procs = []
+
+
+def _cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) exists and is free too."""
+    while True:
+        port = free_port()
+        if port <= 55535:
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port + 10000))
+                except OSError:
+                    continue
+            return port
+
+
+def _cluster_ok(client: redis.Redis) -> bool:
+    info = client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
+    return "cluster_state:ok" in str(info)
+
+
+def _pings(client: redis.Redis) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False

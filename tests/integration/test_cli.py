@@ -109,6 +109,8 @@ def test_monitor_views(app: Conveyor, sqlite_url: str, ledger: Path) -> None:
     (["--app", "tests.apps.basic", "monitor"], "expected module:attribute"),
     (["--connection", "kafka://x", "monitor"], "unknown store URL 'kafka://x'"),
     (["--connection", "sqlite:////no/such/dir/x.db", "monitor"], "does not exist"),
+    (["--connection", "postgresql://u:secret@127.0.0.1:1/db", "monitor"], "127.0.0.1"),
+    (["--connection", "redis://:secret@127.0.0.1:1/0", "monitor"], "127.0.0.1"),
 ])
 def test_bad_input_is_one_clear_line(sqlite_url: str, ledger: Path, args: list[str],
                                      message: str) -> None:

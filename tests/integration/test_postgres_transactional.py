@@ -53,3 +53,11 @@ def test_job_exists_iff_the_callers_transaction_commits(
     assert backend.jobs_get(committed) is not None
     run_until_empty(pg_jobs.app, ["default"])
     assert setup.runs() == {2: 1}
+
+
+def test_a_connection_that_cannot_work_is_a_clear_error(jobs: tuple[PgSetup, Any]) -> None:
+    from conveyor.errors import ConfigurationError
+
+    _setup, pg_jobs = jobs
+    with pytest.raises(ConfigurationError, match="DB-API connection"):
+        pg_jobs.record.options(connection=object()).dispatch(1)

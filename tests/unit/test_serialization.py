@@ -96,3 +96,22 @@ def test_bind_reports_wrong_arguments() -> None:
         bind_arguments(job, [1, 2, 3], {})
     with pytest.raises(BadArguments):
         bind_arguments(job, [], {"c": 1})
+
+
+def test_fast_codec_matches_the_stdlib() -> None:
+    """With orjson installed (the fast extra) payloads decode to the same values as the
+    stdlib's; the stdlib takes over for what orjson refuses (huge ints) or would change."""
+    import json
+
+    from conveyor import serialization
+
+    values = [1, -2**63, 2**64 + 1, -9_300_000_000_000_000_000, 2**64 - 1, 1.5, 1e-7,
+              "é\u2028\x01\"\\", None, True, {"a": [1, {"b": "c"}]}, []]
+    text = serialization.encode_payload("j", values, {"k": "v"}, {"tries": 3}, 1 << 20)
+    assert json.loads(text)["args"] == values
+    assert serialization.decode_payload(text).args == values
+    assert serialization.decode_payload(text.encode()).kwargs == {"k": "v"}
+    with pytest.raises(SerializationError, match="not valid JSON"):
+        serialization.encode_payload("j", [], {"x": float("inf")}, {}, 1 << 20)
+    with pytest.raises(SerializationError, match="not valid JSON"):
+        serialization.decode_payload('{"job": "j", "args": [NaN')

@@ -14,11 +14,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import ConfigurationError
 from ..records import (
+    BatchMark,
+    BatchRecord,
     FailedRecord,
     Failure,
     Lease,
     MetricSample,
+    NewBatch,
     NewJob,
     QueueStats,
     RecoveryResult,
@@ -36,6 +40,7 @@ class Capabilities:
     native_notify: bool = False  # wait_for_jobs is woken by the store, not by polling
     shared_across_hosts: bool = True  # workers on several machines may share it
     persistent: bool = True
+    batches: bool = False  # the batch_* methods and jobs_insert_once are implemented
 
 
 class Backend(abc.ABC):
@@ -202,6 +207,62 @@ class Backend(abc.ABC):
     @abc.abstractmethod
     def metrics_prune(self, older_than: float) -> int:
         """Delete samples of minutes before ``older_than``; returns how many."""
+
+    def store_risks(self) -> list[str]:
+        """Optional: settings of the store that put jobs at risk, one sentence each, saying
+        how to fix it (e.g. Redis ``maxmemory-policy`` that evicts keys, persistence off).
+        ``conveyor health`` reports each as a problem; callers look it up with ``getattr``
+        so a store may leave it out. Raise StoreError when the store cannot be asked."""
+        return []
+    # -- batches (see docs/batches.md) ------------------------------------------------------
+    # Not abstract: a store without them says so through ``capabilities.batches`` and a
+    # clear error, and keeps working for everything else.
+    def _no_batches(self) -> ConfigurationError:
+        return ConfigurationError(
+            f"the store {self.display_url} does not support batches and chains yet: use "
+            "SQLite, PostgreSQL, Redis or MySQL with a conveyor version that does")
+
+    def batch_create(self, batch: NewBatch, jobs: Sequence[NewJob]) -> BatchRecord:
+        """Insert the ``job_batches`` row (total = pending = len(jobs)), one member row per
+        job and the jobs themselves, all or nothing (one round trip per chunk of jobs)."""
+        raise self._no_batches()
+
+    def batch_add(self, batch_id: str, jobs: Sequence[NewJob]) -> int:
+        """Add jobs to an existing batch: members, counters and jobs together. Idempotent by
+        job id: a job id already a member of the batch is neither counted nor inserted again.
+        Returns how many were added; raises NotFound when the batch does not exist."""
+        raise self._no_batches()
+
+    def batch_get(self, batch_id: str) -> BatchRecord | None:
+        raise self._no_batches()
+
+    def batch_list(self, limit: int = 50, offset: int = 0) -> list[BatchRecord]:
+        """Batches, newest first."""
+        raise self._no_batches()
+
+    def batch_cancel(self, batch_id: str, now: float) -> bool:
+        """Set ``cancelled_at`` (once); False when the batch does not exist."""
+        raise self._no_batches()
+
+    def batch_record(self, marks: Sequence[BatchMark], now: float) -> dict[str, BatchRecord]:
+        """Record job outcomes, each counted once per job: a member with no outcome takes any;
+        a failed one may become succeeded or cancelled (a retry); anything else is a no-op, so
+        a job run again after its worker died never counts twice. Counters change
+        atomically; ``finished_at`` is set when every member has an outcome. Returns the
+        state of each batch named, read after the change (marks of unknown batches or of
+        non-members change nothing)."""
+        raise self._no_batches()
+
+    def batch_prune(self, older_than: float) -> int:
+        """Delete batches finished before ``older_than`` (with their members) and
+        ``jobs_insert_once`` keys created before it; returns the batches deleted."""
+        raise self._no_batches()
+
+    def jobs_insert_once(self, key: str, records: Sequence[NewJob], now: float) -> bool:
+        """Insert ``records`` only if ``key`` was never used (until pruned), atomically with
+        remembering it. True when inserted. What makes batch callbacks and chain links fire
+        exactly once, even after the jobs they inserted ran and were deleted."""
+        raise self._no_batches()
 
     # -- waiting ----------------------------------------------------------------------
     @abc.abstractmethod

@@ -9,9 +9,8 @@ import click
 
 from ..demo.runner import DemoRun, run_demo
 from ..demo.scenario import QUEUE_ORDER
+from ..monitoring import views
 from ..worker.logs import configure_logging
-from .context import CliContext
-from .monitor import overview_rows
 from .output import ago, console, echo_json, table
 
 
@@ -46,7 +45,7 @@ def demo(directory: Path | None, keep_running: bool, concurrency: int, as_json: 
 
 def show(run: DemoRun) -> None:
     app = run.demo.app
-    rows = overview_rows(CliContext(app_spec=None, connection=None, _app=app))
+    rows = views.overview(app)["queues"]
     by_queue = {str(r["queue"]): r for r in rows}
     seen = set(by_queue) | {q for q, _e in run.tally.outcomes}
     order = sorted(seen, key=lambda q: (

@@ -30,13 +30,14 @@ class ConveyorGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, app_spec: str | None, connection: str | None) -> None:
     """conveyor: background jobs and queue management."""
-    ctx.obj = CliContext(app_spec=app_spec, connection=connection)
+    if not isinstance(ctx.obj, CliContext):  # embedders and tests may pass a ready one
+        ctx.obj = CliContext(app_spec=app_spec, connection=connection)
 
 
 def _register() -> None:
-    from . import control, failed, monitor, work
+    from . import batches, control, failed, monitor, work
 
-    for module in (work, failed, control, monitor):
+    for module in (work, failed, control, monitor, batches):
         for command in module.COMMANDS:
             cli.add_command(command)
     import importlib

@@ -42,6 +42,17 @@ class DispatchRecorder:
                 kwargs=dict(job.kwargs), delay=record.available_at - record.created_at,
                 batch_id=record.batch_id))
 
+    def record_records(self, records: Sequence[NewJob]) -> None:
+        """Jobs dispatched as records (batches, chains): arguments read back from payloads."""
+        from ..serialization import decode_payload
+
+        for record in records:
+            payload = decode_payload(record.payload)
+            self.dispatched.append(RecordedDispatch(
+                id=record.id, name=record.name, queue=record.queue, args=tuple(payload.args),
+                kwargs=dict(payload.kwargs), delay=record.available_at - record.created_at,
+                batch_id=record.batch_id))
+
     def of(self, job: JobRef, where: Callable[[RecordedDispatch], bool] | None = None,
            queue: str | None = None) -> list[RecordedDispatch]:
         name = _name(job)

@@ -43,6 +43,7 @@ class Execution:
     error_text: str = ""
     permanent: bool = False  # bad input: retrying cannot help
     timed_out: bool = False
+    skipped: bool = False  # its batch was cancelled: not run, acked, counted as cancelled
     started: float = 0.0  # monotonic
     runtime: float = 0.0
 
@@ -82,7 +83,7 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                 f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
         ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
                          attempt=reserved.attempts, tries=execution.policy.tries,
-                         batch_id=reserved.batch_id)
+                         batch_id=reserved.batch_id or _callback_of(payload.meta))
         execution.ctx = ctx
         args = [ctx, *payload.args] if job.context else payload.args
         bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
@@ -91,6 +92,11 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
         execution.record_error(exc)
         execution.permanent = True
     return execution
+
+
+def _callback_of(meta: dict[str, Any]) -> str | None:
+    value = meta.get("callback_of")
+    return value if isinstance(value, str) else None
 
 
 def call_sync(execution: Execution) -> None:

@@ -51,16 +51,25 @@ def configure_logging(fmt: str = "text", level: int = logging.INFO) -> None:
 
 
 def log_job(logger: logging.Logger, *, queue: str, name: str, job_id: str, attempt: int,
-            tries: int, duration: float, outcome: str, error: str = "") -> None:
+            tries: int, duration: float, outcome: str, error: str = "", worker: str = "",
+            wait: float | None = None, timed_out: bool = False) -> None:
+    """One line per finished attempt. JSON keys are stable: event, queue, job, id, attempt,
+    tries, duration_ms, wait_ms, outcome (done, released, failed, abandoned), timed_out,
+    worker and, when there was one, error."""
     if not logger.isEnabledFor(logging.INFO):
         return
-    level = logging.INFO if outcome in ("done", "released") else logging.WARNING
+    level = logging.INFO if outcome in ("done", "released") and not timed_out else logging.WARNING
+    label = f"timeout, {outcome}" if timed_out else outcome
     message = (f"{queue} {name} {job_id} attempt={attempt}/{tries} "
-               f"{duration * 1000:.1f}ms {outcome}")
+               f"{duration * 1000:.1f}ms {label}")
     if error:
         message += f" {error}"
-    fields = {"event": "job", "queue": queue, "job": name, "id": job_id, "attempt": attempt,
-              "tries": tries, "duration_ms": round(duration * 1000, 3), "outcome": outcome}
+    fields: dict[str, Any] = {
+        "event": "job", "queue": queue, "job": name, "id": job_id, "attempt": attempt,
+        "tries": tries, "duration_ms": round(duration * 1000, 3),
+        "wait_ms": None if wait is None else round(wait * 1000, 3), "outcome": outcome,
+        "timed_out": timed_out, "worker": worker,
+    }
     if error:
         fields["error"] = error
     logger.log(level, message, extra={"fields": fields})

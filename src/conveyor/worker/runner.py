@@ -15,6 +15,7 @@ import os
 import queue
 import random
 import signal
+import socket
 import sys
 import threading
 import time
@@ -24,8 +25,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
+from ..monitoring.metrics import MetricsRecorder
 from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
 from .executor import Execution, call_async, call_sync, prepare, settle
+from .followups import Ended, Followups, ended
 from .logs import LOGGER, log_job
 from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
 from .watchdog import Watch, Watchdog
@@ -37,11 +40,20 @@ _WAKE = ("wake",)
 _STORE_RETRY_MAX = 5.0
 
 
+_statm: tuple[int, int] = (-1, 0)  # (fd, pid): /proc/self/statm kept open, read per job
+_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
+
+
 def resident_memory_mb() -> float:
+    """Resident memory of this process; one ``pread`` on Linux (it is read after every job
+    when ``--memory`` is set), getrusage's peak elsewhere."""
+    global _statm
     try:
-        with open("/proc/self/statm", "rb") as handle:
-            pages = int(handle.read().split()[1])
-        return pages * os.sysconf("SC_PAGE_SIZE") / (1024 * 1024)
+        fd, pid = _statm
+        if fd < 0 or pid != os.getpid():
+            fd = os.open("/proc/self/statm", os.O_RDONLY)
+            _statm = (fd, os.getpid())
+        return int(os.pread(fd, 128, 0).split()[1]) * _PAGE_MB
     except (OSError, ValueError, IndexError):
         import resource
 
@@ -87,11 +99,25 @@ class Worker:
         self._closing = threading.Event()
         self._restart_seen: float | None = None
         self._restart_checked = 0.0
+        # set while the last reserve left slots free: only then is the waiter worth running
+        # (a busy worker reserves again after every job anyway, and a 2 ms poll costs CPU)
+        self._idle = threading.Event()
+        self._idle.set()
         self._rng = random.Random()
         self._heartbeat_lock = threading.Lock()
         self._watchdog = Watchdog(options.kill_grace, self._on_stuck)
+        self._paused: set[str] = set()
+        self._beat_now = threading.Event()  # an early heartbeat: the record shows "stopping"
+        self.metrics = MetricsRecorder(
+            self.backend, options.name, app.clock,
+            flush_interval=app.settings.metrics_flush_interval,
+            retention=app.settings.metrics_retention)
         self._old_handlers: dict[int, Any] = {}
         self._pending = Outcomes()
+        self.followups = Followups(app)
+        from ..chains import ensure_internal_jobs
+
+        ensure_internal_jobs(app)
 
     # -- lifecycle ----------------------------------------------------------------------
     def run(self) -> int:
@@ -101,7 +127,10 @@ class Worker:
         self.backend.ping()
         self._restart_seen = self.backend.restart_signal_read()
         self.backend.worker_register(self._info())
-        self.app.events.emit("worker_started", worker=self.opts.name)
+        self.metrics.start()
+        self.app.events.emit("worker_started", worker=self.opts.name, host=socket.gethostname(),
+                             pid=os.getpid(), queues=list(self.opts.queues),
+                             concurrency=self.opts.concurrency)
         self.log.info("worker %s started: queues=%s concurrency=%d store=%s", self.opts.name,
                       ",".join(self.opts.queues), self.opts.concurrency, self.app.display_url,
                       extra={"fields": {"event": "worker_started", "worker": self.opts.name}})
@@ -140,7 +169,7 @@ class Worker:
                 self.log.warning("second %s: releasing running jobs and exiting now", name)
                 self._abandon(list(self.in_flight), "worker stopped by a second signal")
                 self._flush()
-                os._exit(EXIT_OK)
+                self._exit_now(EXIT_OK)
             self.request_stop(f"signal {name}")
 
         signal.signal(signal.SIGTERM, handler)
@@ -151,15 +180,20 @@ class Worker:
             signal.signal(sig, old)
         self._old_handlers = {}
         self._closing.set()
+        self._idle.set()
         self._watchdog.stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
+        self.metrics.stop()
+        self._beat_now.set()
         try:
-            self.backend.worker_remove(self.opts.name)
+            with self._heartbeat_lock:  # after any heartbeat in progress
+                self.backend.worker_remove(self.opts.name)
         except ConveyorError:
             self.log.warning("could not remove the worker record of %s", self.opts.name)
-        self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason)
+        self.app.events.emit("worker_stopped", worker=self.opts.name, reason=self.stop_reason,
+                             processed=self.processed, failed=self.failed)
         self.log.info("worker %s stopped (%s): processed=%d failed=%d", self.opts.name,
                       self.stop_reason or "done", self.processed, self.failed,
                       extra={"fields": {"event": "worker_stopped", "processed": self.processed,
@@ -175,6 +209,7 @@ class Worker:
             if self.stopping:
                 if stop_deadline is None:
                     stop_deadline = time.monotonic() + opts.grace
+                    self._beat_now.set()
                 if not self.in_flight:
                     self._flush()
                     return
@@ -183,7 +218,7 @@ class Worker:
                     self.log.warning("grace period over: releasing %d running job(s)",
                                      len(self.in_flight))
                     self._abandon(list(self.in_flight), "worker stopped past its grace period")
-                    os._exit(EXIT_OK)
+                    self._exit_now(EXIT_OK)
             if self._stuck:
                 self._handle_stuck()
                 return
@@ -258,6 +293,10 @@ class Worker:
             self._pending.extend(pending)
             self._flush()
             return -1
+        if len(reserved) < free:
+            self._idle.set()
+        else:
+            self._idle.clear()
         for job in reserved:
             self._start(job)
         return len(reserved)
@@ -265,11 +304,13 @@ class Worker:
     def _start(self, reserved: ReservedJob) -> None:
         execution = prepare(self.app, reserved, self.opts.defaults)
         self.in_flight[reserved.id] = execution
-        if execution.error is not None:
+        if execution.error is not None or self._batch_cancelled(reserved):
+            execution.skipped = execution.error is None
             self.inbox.put(("done", execution))
             return
         self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
-                             queue=reserved.queue, attempt=reserved.attempts)
+                             queue=reserved.queue, attempt=reserved.attempts,
+                             worker=self.opts.name, wait=_wait_of(reserved))
         timeout = execution.policy.timeout
         watch: Watch | None = None
         if timeout:
@@ -281,6 +322,13 @@ class Worker:
             future.add_done_callback(lambda _f: self._finished(execution, watch))
         else:
             self._pool.submit(self._run_sync, execution, watch)
+
+    def _batch_cancelled(self, reserved: ReservedJob) -> bool:
+        try:
+            return self.followups.cancelled(reserved.batch_id)
+        except StoreError as exc:
+            self._store_trouble("batch state", exc)
+            return False  # run it: a job of a cancelled batch may run, none may be lost
 
     def _run_sync(self, execution: Execution, watch: Watch | None) -> None:
         try:
@@ -317,10 +365,9 @@ class Worker:
 
     # -- completion ---------------------------------------------------------------------------
     def _complete(self, executions: list[Execution]) -> None:
-        """Decide each finished attempt; the store writes wait for the next round trip."""
-        completes = self._pending.completes
-        releases = self._pending.releases
-        failures = self._pending.failures
+        """Decide each finished attempt; the store writes wait for the next round trip, except
+        batch and chain follow-ups, written now: before their jobs' acks (mark-then-ack)."""
+        held, followups = Outcomes(), list[Ended]()
         now = self.app.clock()
         for execution in executions:
             job_id = execution.reserved.id
@@ -328,35 +375,55 @@ class Worker:
                 continue  # already abandoned
             self.watches.pop(job_id, None)
             decision, op = settle(execution, now)
-            reserved = execution.reserved
+            item = ended(execution, op)
+            if item is not None:
+                followups.append(item)
+            target = held if item is not None else self._pending
             if isinstance(op, Lease):
-                completes.append(op)
-                outcome = "done"
-                event = "job_succeeded"
+                target.completes.append(op)
             elif isinstance(op, Release):
-                releases.append(op)
-                outcome = "timeout, released" if execution.timed_out else "released"
-                event = "job_released"
+                target.releases.append(op)
             else:
-                failures.append(op)
-                outcome = "timeout, failed" if execution.timed_out else "failed"
-                event = "job_failed"
-                self.failed += 1
-            self.processed += 1
-            error = ""
-            if execution.error is not None:
-                error = f"{type(execution.error).__name__}: {execution.error}"
-            log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
-                    attempt=reserved.attempts, tries=execution.policy.tries,
-                    duration=execution.runtime, outcome=outcome, error=error)
-            if execution.timed_out:
-                self.app.events.emit("job_timed_out", job_id=job_id, name=reserved.name,
-                                     queue=reserved.queue, attempt=reserved.attempts)
-            if self.app.events.has(event):
-                self.app.events.emit(event, job_id=job_id, name=reserved.name,
-                                     queue=reserved.queue, attempt=reserved.attempts,
-                                     runtime=execution.runtime, error=execution.error,
-                                     delay=decision.delay)
+                target.failures.append(op)
+            self._report(execution, op, now, execution.runtime, delay=decision.delay)
+        if followups and self.followups.run_retrying(followups, self._give_up_writing):
+            self._pending.extend(held)
+        # else: not acked, so those jobs run again after their lease and mark again
+
+    def _give_up_writing(self) -> bool:
+        return self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace
+
+    def _report(self, execution: Execution, op: Lease | Release | Failure, now: float,
+                runtime: float, *, delay: float | None = None, abandoned: bool = False) -> None:
+        """Count, log, record metrics and emit the events of one finished attempt."""
+        reserved = execution.reserved
+        outcome = ("done" if isinstance(op, Lease) else
+                   "released" if isinstance(op, Release) else "failed")
+        event = {"done": "job_succeeded", "released": "job_released"}.get(outcome, "job_failed")
+        self.processed += 1
+        if outcome == "failed":
+            self.failed += 1
+        error = ""
+        if execution.error is not None:
+            error = f"{type(execution.error).__name__}: {execution.error}"
+        wait = _wait_of(reserved)
+        shown = ("abandoned" if abandoned else
+                 "cancelled with its batch" if execution.skipped else outcome)
+        log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=reserved.id,
+                attempt=reserved.attempts, tries=execution.policy.tries, duration=runtime,
+                outcome=shown, error=error,
+                worker=self.opts.name, wait=wait, timed_out=execution.timed_out)
+        self.metrics.record(queue=reserved.queue, name=reserved.name, outcome=outcome,
+                            runtime=runtime, wait=wait, timed_out=execution.timed_out, now=now)
+        data = {"job_id": reserved.id, "name": reserved.name, "queue": reserved.queue,
+                "attempt": reserved.attempts, "worker": self.opts.name, "runtime": runtime,
+                "wait": wait}
+        if execution.timed_out:
+            self.app.events.emit("job_timed_out", timeout=execution.policy.timeout,
+                                 outcome=outcome, **data)
+        if self.app.events.has(event):
+            self.app.events.emit(event, error=execution.error,
+                                 traceback=execution.error_text or None, delay=delay, **data)
 
     def _flush(self) -> None:
         """Write pending outcomes now, retrying while the store is unreachable."""
@@ -442,12 +509,18 @@ class Worker:
         sys.stderr.flush()
         os._exit(EXIT_STUCK)
 
+    def _exit_now(self, code: int) -> None:
+        """Leave at once (jobs already given back), keeping this process's metrics."""
+        self.metrics.stop()
+        os._exit(code)
+
     def _abandon(self, job_ids: list[str], reason: str, timed_out: set[str] | None = None) -> None:
         """Give jobs back before the process exits under them: a timed-out one as a failed
         attempt (retry or fail by its policy), others released to run again now."""
         now = self.app.clock()
         releases: list[Release] = []
         failures: list[Failure] = []
+        followups: list[Ended] = []
         for job_id in job_ids:
             execution = self.in_flight.pop(job_id, None)
             if execution is None:
@@ -459,19 +532,22 @@ class Worker:
                     f"job {reserved.name} ran past its timeout of "
                     f"{execution.policy.timeout:g}s and could not be stopped; "
                     "the worker exited to end it"))
-                _, op = settle(execution, now)
-                log_job(self.log, queue=reserved.queue, name=reserved.name, job_id=job_id,
-                        attempt=reserved.attempts, tries=execution.policy.tries,
-                        duration=time.monotonic() - execution.started,
-                        outcome="timeout, abandoned")
+                decision, op = settle(execution, now)
+                self._report(execution, op, now, time.monotonic() - execution.started,
+                             delay=decision.delay, abandoned=True)
                 if isinstance(op, Release):
                     releases.append(op)
                 elif isinstance(op, Failure):
                     failures.append(op)
+                    item = ended(execution, op)
+                    if item is not None:
+                        followups.append(item)
             else:
                 releases.append(Release(reserved.id, reserved.token, now))
                 self.log.warning("released %s %s: %s", reserved.name, job_id, reason)
         try:
+            if followups:
+                self.followups.run(followups)
             self._write_once(releases, failures)
         except StoreError as exc:
             self.log.error("could not release jobs (%s); they return after their lease", exc)
@@ -492,8 +568,10 @@ class Worker:
             for e in list(self.in_flight.values())
         ]
         state = "stopping" if self.stopping else "running"
+        if not self.stopping and self._paused.issuperset(self.opts.queues):
+            state = "paused"
         return WorkerInfo(
-            name=self.opts.name, host=self.opts.name.split(":", 1)[0], pid=os.getpid(),
+            name=self.opts.name, host=socket.gethostname(), pid=os.getpid(),
             queues=list(self.opts.queues), concurrency=self.opts.concurrency,
             started_at=self.started_at, last_heartbeat=now, state=state,
             info={"processed": self.processed, "failed": self.failed,
@@ -505,7 +583,9 @@ class Worker:
         lease = self.opts.defaults.lease
         interval = max(0.2, lease / 3)
         last_recovery = time.monotonic()
-        while not self._closing.wait(interval):
+        while not self._closing.is_set():
+            self._beat_now.wait(interval)
+            self._beat_now.clear()
             try:
                 self.heartbeat()
                 if time.monotonic() - last_recovery >= lease:
@@ -517,6 +597,8 @@ class Worker:
     def heartbeat(self) -> None:
         """Renew the leases of running jobs and the worker's record."""
         with self._heartbeat_lock:
+            if self._closing.is_set():
+                return  # the record is being removed: do not write it back
             running = [e.reserved.lease for e in list(self.in_flight.values())]
             if running:
                 held = set(self.backend.jobs_extend_lease(
@@ -529,6 +611,7 @@ class Worker:
                             and current.reserved.token == lease.token:
                         self.log.warning("lease of job %s was lost (it may run elsewhere)",
                                          lease.id)
+            self._paused = self.backend.queues_paused()
             self.backend.worker_heartbeat(self._info())
 
     def _recover(self) -> None:
@@ -538,6 +621,11 @@ class Worker:
         except StoreError as exc:
             self._store_trouble("lease recovery", exc)
             return
+        if result.failed:
+            try:
+                self.followups.lost(result.failed)
+            except StoreError as exc:
+                self._store_trouble("batch bookkeeping of lost jobs", exc)
         if result.released or result.failed:
             self.log.warning("recovered expired leases: %d released, %d failed (worker lost)",
                              len(result.released), len(result.failed))
@@ -545,6 +633,8 @@ class Worker:
     def _waiter_loop(self) -> None:
         queues = list(self.opts.queues)
         while not self._closing.is_set():
+            if not self._idle.wait(0.5):
+                continue
             try:
                 if self.backend.wait_for_jobs(queues, 1.0):
                     self.inbox.put(_WAKE)
@@ -555,3 +645,8 @@ class Worker:
     def _store_trouble(self, what: str, exc: BaseException) -> None:
         self.log.warning("store trouble during %s: %s", what, exc,
                          extra={"fields": {"event": "store_error", "during": what}})
+
+
+def _wait_of(reserved: ReservedJob) -> float:
+    """Seconds the job waited between becoming available and being taken."""
+    return max(0.0, reserved.reserved_at - reserved.available_at)

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from ...errors import StoreError
+from ...errors import ConfigurationError, StoreError
 from ...records import (
     FailedRecord,
     Failure,
@@ -30,6 +30,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
+from .batches import PostgresBatches
 from .connection import Conn, Listener, Pool, translate
 from .options import parse_postgres_url, store_label
 from .statements import Statements
@@ -39,10 +40,10 @@ _METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, ti
                    "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
 
 
-class PostgresBackend(Backend):
+class PostgresBackend(PostgresBatches, Backend):
     schemes = ("postgresql", "postgres")
     capabilities = Capabilities(transactional_enqueue=True, native_notify=True,
-                                shared_across_hosts=True)
+                                shared_across_hosts=True, batches=True)
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
@@ -94,25 +95,43 @@ class PostgresBackend(Backend):
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
         if not records:
             return
-        params = (
+        columns = (
             [r.id for r in records], [r.queue for r in records], [r.name for r in records],
             [r.payload for r in records], [r.max_tries for r in records],
             [r.available_at for r in records], [r.created_at for r in records],
-            [r.batch_id for r in records], self.channel,
+            [r.batch_id for r in records],
         )
         sql = self.sql["insert"]
         if connection is not None:
             # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
-            cursor = connection.cursor()
+            cursor = self._caller_cursor(connection)
             try:
-                cursor.execute(sql, params)
+                cursor.execute(sql, (*columns, None, self.channel))
             except psycopg.Error as exc:
                 raise translate(exc, self.display_url) from exc
             finally:
                 cursor.close()
             return
-        # never retried: a second try after an ambiguous failure could insert twice
-        self.pool.run_durable(lambda c: c.execute(sql, params), retry=False)
+        # one statement, its commit durable; never retried: a second try after an
+        # ambiguous failure could insert twice
+        self.pool.run(lambda c: c.execute(sql, (*columns, self.pool.durable_level,
+                                                self.channel)), retry=False)
+
+    @staticmethod
+    def _caller_cursor(connection: Any) -> Any:
+        """A cursor on the caller's connection, or a clear error for what cannot work."""
+        if isinstance(connection, psycopg.AsyncConnection):
+            raise ConfigurationError(
+                "dispatch(connection=…) needs a synchronous connection: an AsyncConnection "
+                "cannot be driven from here (open a psycopg.Connection for the transaction)"
+            )
+        if not callable(getattr(connection, "cursor", None)):
+            raise ConfigurationError(
+                f"dispatch(connection=…) got {type(connection).__name__}, which has no "
+                "cursor(): pass a DB-API connection (psycopg or psycopg2, Django's "
+                "django.db.connection, or SQLAlchemy's session.connection().connection)"
+            )
+        return connection.cursor()
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float
@@ -161,8 +180,9 @@ class PostgresBackend(Backend):
         if not unique:
             return 0
         params = ([x.id for x in unique], [x.token for x in unique],
-                  [x.exception for x in unique], [x.failed_at for x in unique], self.label)
-        row = self.pool.run_durable(lambda c: c.execute(self.sql["fail"], params)).fetchone()
+                  [x.exception for x in unique], [x.failed_at for x in unique])
+        row = self.pool.run(lambda c: c.execute(
+            self.sql["fail"], (*params, self.pool.durable_level, self.label)).fetchone())
         return int(row[0]) if row else 0
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:

@@ -32,8 +32,11 @@ def is_disconnect(exc: psycopg.Error) -> bool:
 
 
 def _text(exc: BaseException) -> str:
-    """libpq's message on one line, without its closing full stop."""
-    return " ".join(str(exc).split()).rstrip(".")
+    """The server's message (without the statement excerpt) or libpq's, on one line,
+    ending as a sentence."""
+    primary = exc.diag.message_primary if isinstance(exc, psycopg.Error) else None
+    text = " ".join((primary or str(exc)).split())
+    return text if text.endswith((".", "?", "!")) else f"{text}."
 
 
 def translate(exc: BaseException, where: str) -> StoreError:
@@ -41,20 +44,19 @@ def translate(exc: BaseException, where: str) -> StoreError:
     if isinstance(exc, PoolTimeout):
         return StoreUnavailable(
             f"PostgreSQL store {where} is unreachable (no connection within the pool timeout): "
-            f"{_text(exc)}. Check that the server runs and the URL is right; raise pool_max or "
-            "pool_timeout in the URL if the pool is merely exhausted"
+            f"{_text(exc)} Check that the server runs and the URL is right"
         )
     if isinstance(exc, psycopg.Error) and is_disconnect(exc):
         return StoreUnavailable(
-            f"PostgreSQL store {where} is unreachable: {_text(exc)}. Check that the "
+            f"PostgreSQL store {where} is unreachable: {_text(exc)} Check that the "
             "server runs and accepts connections; workers retry on their own"
         )
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.InvalidSchemaName):
         return StoreError(
-            f"PostgreSQL store {where}: {_text(exc)}. Create the tables with "
+            f"PostgreSQL store {where}: {_text(exc)} Create the tables with "
             "`conveyor migrate` (same URL and table prefix)"
         )
-    return StoreError(f"PostgreSQL store {where}: {_text(exc)}")
+    return StoreError(f"PostgreSQL store {where}: {_text(exc)[:-1]}")
 
 
 def check_idle(conn: Conn) -> None:
@@ -78,6 +80,9 @@ class Pool:
         self._pid = 0
         self._lock = threading.Lock()
         self._closed = False
+        #: the server's synchronous_commit, which durable writes restore for their own
+        #: transaction; None (fast_acks off) leaves every commit at the server's level
+        self.durable_level: str | None = None
 
     def _get(self) -> ConnectionPool:
         pool = self._pool
@@ -104,7 +109,10 @@ class Pool:
         if self.options.fast_acks:
             # Claims, acks and lease renewals skip the WAL flush wait: a server crash may
             # forget the last instant of them (a job then runs again, it is never lost).
-            # Writes that must survive a crash go through ``run_durable``.
+            # Writes that must survive a crash restore the server's own level for their
+            # transaction (``durable_level``, ``run_durable``).
+            row = conn.execute("SHOW synchronous_commit").fetchone()
+            self.durable_level = str(row[0]) if row else "on"
             conn.execute("SET synchronous_commit TO off")
 
     @contextmanager
@@ -112,8 +120,23 @@ class Pool:
         try:
             with self._get().connection() as conn:
                 yield conn
-        except (psycopg.Error, PoolTimeout) as exc:
+        except PoolTimeout as exc:
+            raise self._diagnose(exc) from exc
+        except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
+
+    def _diagnose(self, exc: PoolTimeout) -> StoreError:
+        """The pool only says it timed out: one direct attempt tells a server that cannot
+        be reached (and why) from a pool that is merely exhausted."""
+        try:
+            psycopg.connect(self.options.conninfo).close()
+        except psycopg.Error as direct:
+            return translate(direct, self.where)
+        return StoreUnavailable(
+            f"PostgreSQL store {self.where}: every pooled connection stayed busy for "
+            f"pool_timeout={self.options.pool_timeout:g}s (pool_max="
+            f"{self.options.pool_max}); raise pool_max or pool_timeout in the URL"
+        )
 
     def run(self, fn: Callable[[Conn], T], *,
             retry: bool = True) -> T:
@@ -123,8 +146,10 @@ class Pool:
         try:
             with self.connection() as conn:
                 return fn(conn)
-        except StoreUnavailable:
-            if not retry:
+        except StoreUnavailable as exc:
+            # a broken pooled connection is worth one more go; a pool timeout (the server
+            # is down) is not: the caller would only wait twice as long
+            if not retry or isinstance(exc.__cause__, PoolTimeout):
                 raise
         with self.connection() as conn:
             return fn(conn)
@@ -136,8 +161,7 @@ class Pool:
         the statement's cursor, its results complete."""
         def durable(conn: Conn) -> psycopg.Cursor[Any]:
             with conn.pipeline(), conn.transaction():
-                if self.options.fast_acks:
-                    conn.execute("SET LOCAL synchronous_commit TO on")
+                self.durable_setting(conn)
                 cursor = statement(conn)
             return cursor
 
@@ -145,8 +169,9 @@ class Pool:
 
     def durable_setting(self, conn: Conn) -> None:
         """Inside a caller's transaction: make its commit wait for the WAL flush."""
-        if self.options.fast_acks:
-            conn.execute("SET LOCAL synchronous_commit TO on")
+        if self.durable_level is not None:
+            conn.execute("SELECT set_config('synchronous_commit', %s, true)",
+                         (self.durable_level,))
 
     def close(self) -> None:
         with self._lock:
@@ -173,6 +198,7 @@ class Listener:
         self._checked = 0.0
 
     def _connect(self) -> None:
+        self._pid = os.getpid()
         try:
             conn = psycopg.connect(self.options.conninfo, autocommit=True,
                                    keepalives=1, keepalives_idle=10, keepalives_interval=5,
@@ -180,7 +206,7 @@ class Listener:
             conn.execute(f"LISTEN {self.channel}")
         except psycopg.Error as exc:
             raise translate(exc, self.where) from exc
-        self._conn, self._pid, self._fresh = conn, os.getpid(), True
+        self._conn, self._fresh = conn, True
         self._checked = time.monotonic()
 
     def _drop(self) -> None:
@@ -190,8 +216,9 @@ class Listener:
         self._conn = None
 
     def ensure(self) -> None:
-        """Start listening now if not yet (never blocks behind a waiting thread)."""
-        if (self._conn is not None and self._pid == os.getpid()) or self._closed:
+        """Start listening now if never tried in this process (never blocks behind a
+        waiting thread; after a failure, reconnecting is the waiting thread's job)."""
+        if self._pid == os.getpid() or self._closed:
             return
         if self._lock.acquire(blocking=False):
             try:

@@ -87,6 +87,9 @@ def parse_postgres_url(url: str, prefix: str) -> PostgresOptions:
             f"PostgreSQL URL {redact_url(url)!r}: pool_max ({pool_max}) is below "
             f"pool_min ({pool_min})"
         )
+    if not any(key == "connect_timeout" for key, _ in rest):
+        # an unreachable host must fail in seconds, not after the OS's TCP timeout
+        rest.append(("connect_timeout", "10"))
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
     return PostgresOptions(
         conninfo=conninfo, schema=schema, pool_min=pool_min, pool_max=pool_max,

@@ -3,11 +3,16 @@
 
 -- name: insert
 -- one statement for any number of jobs (all or none); the NOTIFY goes out with the
--- inserting transaction's commit, once per queue (the caller's own transaction included)
+-- inserting transaction's commit, once per queue (the caller's own transaction included).
+-- set_config(…, true) makes this transaction's commit wait for the WAL flush at the
+-- server's configured level (NULL: leave the caller's transaction as it is)
 WITH ins AS (
     INSERT INTO {jobs} (id, queue, name, payload, max_tries, available_at, created_at, batch_id)
     SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
                          %s::float8[], %s::float8[], %s::text[])
+    WHERE (SELECT set_config('synchronous_commit',
+                             COALESCE(%s, current_setting('synchronous_commit')), true))
+          IS NOT NULL
     RETURNING queue
 )
 SELECT pg_notify(%s, q.queue) FROM (SELECT DISTINCT queue FROM ins) q;
@@ -47,6 +52,9 @@ WITH gone AS (
     DELETE FROM {jobs} j
     USING unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS a(id, token, error, at)
     WHERE j.id = a.id AND j.token = a.token
+      AND (SELECT set_config('synchronous_commit',
+                             COALESCE(%s, current_setting('synchronous_commit')), true))
+          IS NOT NULL  -- a durable commit, as for inserts
     RETURNING j.id, j.queue, j.name, j.payload, j.attempts, j.max_tries, j.batch_id,
         a.error, a.at
 ), moved AS (

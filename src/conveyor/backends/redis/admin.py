@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from ...records import FailedRecord, MetricSample, QueueStats, WorkerInfo
 from .connection import RedisBase
@@ -209,4 +210,11 @@ class RedisAdmin(RedisBase):
     def store_risks(self) -> list[str]:
         """Settings of this Redis server under which jobs can be lost (see docs/redis.md)."""
         with self._errors("store_risks"):
-            return store_risks(self.client)
+            if not self.options.cluster:
+                return store_risks(self.client)
+            risks: list[str] = []
+            cluster: Any = self.client
+            for node in cluster.get_primaries():  # each primary holds some of the jobs
+                node_risks = store_risks(cluster.get_redis_connection(node))
+                risks.extend(f"{node.host}:{node.port}: {r}" for r in node_risks)
+            return risks

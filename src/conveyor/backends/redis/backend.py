@@ -13,11 +13,14 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from ...errors import StoreError
 from ...records import Failure, Lease, NewJob, RecoveryResult, Release, ReservedJob
+from ..base import Capabilities
 from .admin import RedisAdmin
+from .batches import RedisBatches
 
 _BLOCK_SLICE = 1.0
 _NEVER = float("inf")
@@ -30,6 +33,12 @@ def _queue_of(token: str) -> str | None:
     return queue if slash and queue else None
 
 
+def _utf8(text: str) -> str:
+    """An exception text as storable UTF-8: a lone surrogate must not make a failure
+    impossible to record."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _float(value: Any) -> float:
     return float(value) if value not in (None, "") else 0.0
 
@@ -38,10 +47,15 @@ def _tries(value: Any) -> int | None:
     return int(value) if value not in (None, "") else None
 
 
-class RedisBackend(RedisAdmin):
+class RedisBackend(RedisBatches, RedisAdmin):
+    capabilities = Capabilities(transactional_enqueue=False, native_notify=True,
+                                shared_across_hosts=True, persistent=True, batches=True)
+
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
         self._local = threading.local()
+        if self.per_queue_calls:  # batch keys and queue keys live in different slots
+            self.capabilities = replace(self.capabilities, batches=False)
 
     # -- inserting --------------------------------------------------------------------
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
@@ -147,7 +161,7 @@ class RedisBackend(RedisAdmin):
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
         results = self._transition("fail", items, (self.display_url,),
-                                   lambda x: (x.id, x.token, x.exception, x.failed_at))
+                                   lambda x: (x.id, x.token, _utf8(x.exception), x.failed_at))
         return sum(int(n) for n in results)
 
     def jobs_extend_lease(self, leases: Sequence[Lease], lease: float, now: float) -> list[str]:

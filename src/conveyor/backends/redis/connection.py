@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 import redis
 from redis.backoff import ExponentialBackoff
+from redis.cluster import RedisCluster
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -38,16 +39,22 @@ class RedisBase(Backend):
         # on Redis Cluster each script call must cover one queue (one slot); on one server
         # a call covers all the queues it is given (one round trip). See docs/redis.md.
         self.per_queue_calls = self.options.single_slot
-        self.client: redis.Redis = redis.Redis.from_url(
-            self.options.client_url,
+        settings: dict[str, Any] = dict(
             decode_responses=True,
             socket_timeout=_SOCKET_TIMEOUT,
             socket_connect_timeout=5.0,
             socket_keepalive=True,
-            health_check_interval=30,
             retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), _RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionResetError],
         )
+        self.client: redis.Redis
+        if self.options.cluster:
+            # the Cluster client offers the same commands; typed as one client for brevity
+            self.client = cast(redis.Redis, RedisCluster.from_url(self.options.client_url,
+                                                                  **settings))
+        else:
+            self.client = redis.Redis.from_url(self.options.client_url,
+                                               health_check_interval=30, **settings)
         self.scripts = Scripts(self.client, self.keys)
 
     # -- errors -----------------------------------------------------------------------
@@ -69,6 +76,11 @@ class RedisBase(Backend):
             raise StoreError(f"Redis store {self.display_url} refused {what}: {text}") from exc
         except RedisError as exc:
             raise StoreError(f"Redis store {self.display_url} failed {what}: {exc}") from exc
+        except UnicodeEncodeError as exc:
+            raise StoreError(
+                f"Redis store {self.display_url} cannot store the data of {what}: it holds "
+                f"text that is not valid Unicode ({exc.reason}: {exc.object[exc.start:exc.end]!a})"
+            ) from exc
 
     def run(self, what: str, script: str, queues: Sequence[str], *args: Any) -> Any:
         with self._errors(what):
@@ -90,6 +102,11 @@ class RedisBase(Backend):
         resend: inserts carry a nonce, transitions check tokens).
         """
         with self._errors(what):
+            if self.options.cluster:  # Cluster pipelines refuse EVALSHA: one call each
+                for name, args in commands:
+                    self.client.execute_command(name, *args)  # type: ignore[no-untyped-call]
+                return [self.scripts.run(script, queues, *args)
+                        for script, queues, args in calls]
             for attempt in range(2):
                 pipe = self.client.pipeline(transaction=False)
                 for name, args in commands:
@@ -123,7 +140,9 @@ class RedisBase(Backend):
 
     def close(self) -> None:
         self.client.close()
-        self.client.connection_pool.disconnect()
+        pool = getattr(self.client, "connection_pool", None)  # none on a Cluster client
+        if pool is not None:
+            pool.disconnect()
 
     def known_queues(self) -> list[str]:
         with self._errors("listing queues"):

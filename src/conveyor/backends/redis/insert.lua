@@ -5,24 +5,28 @@
 -- this same call (same nonce: a retry after a lost reply) is not a duplicate.
 local nonce, cap = ARGV[A], tonumber(ARGV[A + 1])
 local first = A + 3
+local stored = {}  -- ids this same call already wrote: left exactly as they are now
 for b = first, #ARGV, 8 do
   local seen = redis.call('HGET', jkey(queue(tonumber(ARGV[b])), ARGV[b + 1]), 'nonce')
   if seen and seen ~= nonce then
     return redis.error_reply('DUPLICATE job id ' .. ARGV[b + 1] .. ' already exists')
   end
+  if seen then stored[ARGV[b + 1]] = true end
 end
 local scores, earliest = {}, {}
 for b = first, #ARGV, 8 do
   local qi = tonumber(ARGV[b])
   local q, id, at = queue(qi), ARGV[b + 1], ARGV[b + 2]
-  redis.call('HSET', jkey(q, id), 'name', ARGV[b + 3], 'payload', ARGV[b + 4],
-             'attempts', 0, 'max_tries', ARGV[b + 6], 'available_at', at,
-             'created_at', ARGV[b + 5], 'batch_id', ARGV[b + 7], 'nonce', nonce)
-  local z = scores[qi]
-  if not z then z = {}; scores[qi] = z; earliest[qi] = at end
-  if tonumber(at) < tonumber(earliest[qi]) then earliest[qi] = at end
-  z[#z + 1] = at
-  z[#z + 1] = id
+  if not stored[id] then
+    redis.call('HSET', jkey(q, id), 'name', ARGV[b + 3], 'payload', ARGV[b + 4],
+               'attempts', 0, 'max_tries', ARGV[b + 6], 'available_at', at,
+               'created_at', ARGV[b + 5], 'batch_id', ARGV[b + 7], 'nonce', nonce)
+    local z = scores[qi]
+    if not z then z = {}; scores[qi] = z; earliest[qi] = at end
+    if tonumber(at) < tonumber(earliest[qi]) then earliest[qi] = at end
+    z[#z + 1] = at
+    z[#z + 1] = id
+  end
 end
 if ARGV[A + 2] == '1' then
   for qi = 1, NQ do redis.call('SADD', gkey('queues'), queue(qi)) end

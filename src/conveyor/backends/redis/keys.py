@@ -16,7 +16,7 @@ from ..base import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "single_slot")
+_OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "single_slot", "cluster")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -29,6 +29,7 @@ class RedisOptions:
     chunk: int = 1000  # jobs per insert script call (and per pipeline window entry)
     marker_cap: int = 16  # wake-up markers kept per queue
     single_slot: bool = False  # each script call covers one queue (Cluster, proxies)
+    cluster: bool = False  # connect with redis-py's Cluster client (implies single_slot)
 
 
 def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
@@ -61,10 +62,11 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
                 f"Redis URL option {name}={raw!r} is not valid: expected an integer "
                 f"from {low} to 5000"
             )
-    single_slot = ours.get("single_slot", "").lower() in _TRUE
+    cluster = ours.get("cluster", "").lower() in _TRUE
+    single_slot = cluster or ours.get("single_slot", "").lower() in _TRUE
     client_url = urlunsplit(parts._replace(query=urlencode(theirs)))
     return RedisOptions(client_url, prefix, numbers["chunk"], numbers["marker_cap"],
-                        single_slot)
+                        single_slot, cluster)
 
 
 class Keys:

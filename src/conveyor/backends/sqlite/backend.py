@@ -33,6 +33,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
+from .batches import SQLiteBatches
 
 T = TypeVar("T")
 _SYNC_MODES = ("off", "normal", "full", "extra")
@@ -59,10 +60,10 @@ def parse_sqlite_url(url: str) -> tuple[str, dict[str, str]]:
     return path, options
 
 
-class SQLiteBackend(Backend):
+class SQLiteBackend(SQLiteBatches, Backend):
     schemes = ("sqlite",)
     capabilities = Capabilities(
-        transactional_enqueue=True, native_notify=False, shared_across_hosts=False
+        transactional_enqueue=True, native_notify=False, shared_across_hosts=False, batches=True
     )
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
@@ -202,21 +203,19 @@ class SQLiteBackend(Backend):
 
     # -- jobs ------------------------------------------------------------------------
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
-        rows = [
-            (r.id, r.queue, r.name, r.payload, r.max_tries, r.available_at, r.created_at,
-             r.batch_id)
-            for r in records
-        ]
-        sql = (
-            f"INSERT INTO {self.t_jobs} (id, queue, name, payload, max_tries, available_at, "
-            "created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
-        )
         if connection is not None:
             # the caller's own sqlite3 connection and transaction
-            connection.executemany(sql, rows)
+            self._insert_jobs(connection, records)
             return
         with self._write() as conn:
-            conn.executemany(sql, rows)
+            self._insert_jobs(conn, records)
+
+    def _insert_jobs(self, conn: sqlite3.Connection, records: Sequence[NewJob]) -> None:
+        conn.executemany(
+            f"INSERT INTO {self.t_jobs} (id, queue, name, payload, max_tries, available_at, "
+            "created_at, batch_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(r.id, r.queue, r.name, r.payload, r.max_tries, r.available_at, r.created_at,
+              r.batch_id) for r in records])
 
     def jobs_reserve(
         self, queues: Sequence[str], limit: int, lease: float, worker: str, now: float

@@ -1,0 +1,5 @@
+"""The MySQL / MariaDB store (PyMySQL, the ``mysql`` extra)."""
+
+from .backend import MySQLBackend
+
+__all__ = ["MySQLBackend"]
