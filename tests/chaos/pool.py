@@ -64,6 +64,10 @@ class WorkerPool:
         logs.mkdir(exist_ok=True)
 
     def fill(self) -> None:
+        """Start workers up to ``size``, as a supervisor would, replacing any that exited
+        (one started while the store was unreachable exits at once: it runs nothing)."""
+        for process in [p for p in self.running if p.poll() is not None]:
+            self._retire(process)
         while len(self.running) < self.size:
             log = self.logs / f"worker-{len(self.running) + len(self.exited)}.log"
             process = start_worker(self.target.url, self.ledger.path, *self.args, log=log,

@@ -167,3 +167,19 @@ def redis_target(tmp_path: Path) -> Iterator[ChaosTarget]:
             server.start()
 
         yield ChaosTarget("redis", f"{server.url}?prefix=chaos", restart=restart)
+
+
+@contextmanager
+def proxied_mysql(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """Tables of the run's own (a prefix) on the shared MariaDB, dropped after; workers
+    reach it through a proxy. MySQL has no listener: workers poll."""
+    from conveyor.testing.proxy import FaultProxy
+    from tests.backends.store_mysql import HOST, PORT, mysql_tables
+
+    with mysql_tables() as (url, prefix), FaultProxy(HOST, PORT) as proxy:
+        yield ChaosTarget("mysql", url.replace(f"@{HOST}:{PORT}/", f"@{HOST}:{proxy.port}/"),
+                          prefix, proxy=proxy, direct_url=url)
+
+
+PROXIED_STORES["mysql"] = proxied_mysql
+chaos_store("mysql")(proxied_mysql)

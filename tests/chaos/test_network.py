@@ -97,7 +97,8 @@ def test_half_open_connections_past_the_lease(app: Conveyor, proxied: ChaosTarge
 @pytest.mark.chaos
 def test_a_dead_listener_is_replaced(app: Conveyor, proxied: ChaosTarget,
                                      tmp_path: Path) -> None:
-    assert proxied.listeners is not None
+    if proxied.listeners is None:
+        pytest.skip(f"{proxied.name} has no listener: its workers poll")
     ledger = TailLedger(tmp_path / "ledger.txt")
     pool = WorkerPool(proxied, ledger, tmp_path / "logs", 1,
                       ["--queue", "default", "--lease", str(LEASE), "--sleep", "0.5"],
