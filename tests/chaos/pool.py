@@ -116,8 +116,10 @@ class WorkerPool:
         self.counts["stops"] += 1
 
         def taken_over() -> bool:
-            self.ledger.poll()
-            return all(self.ledger.attempts.get(tag, 0) > attempt for tag, attempt in held)
+            self.ledger.poll()  # a run that ended just before the stop took effect is done
+            still = self.ledger.open_runs.get(victim.pid, set())
+            return all(self.ledger.attempts.get(tag, 0) > attempt or (tag, attempt) not in still
+                       for tag, attempt in held)
 
         try:
             wait_until(taken_over, timeout=lease * 4 + 10, what="a stopped worker's jobs "
