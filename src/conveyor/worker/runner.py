@@ -619,10 +619,8 @@ class Worker:
             if running or unacked:
                 held = set(self.backend.jobs_extend_lease(
                     running + unacked, self.opts.defaults.lease, self.app.clock()))
-                for lease in unacked:
-                    if lease.id not in held and (lease.id, lease.token) in self._unacked:
-                        self.log.warning("lease of job %s was lost before its outcome was "
-                                         "written (it may run again)", lease.id)
+                # (no warning for a finished attempt not renewed: its ack may simply have
+                # landed while the renewal travelled)
                 for lease in running:
                     # a job that finished and was acked while the renewal travelled is not
                     # lost: only one still running under the same token is
