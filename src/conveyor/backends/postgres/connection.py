@@ -93,13 +93,6 @@ class Pool:
                 raise StoreError(f"PostgreSQL store {self.where} was closed")
             if self._pool is None or self._pid != os.getpid():
                 opts = self.options
-                if self._pool is None:
-                    # a server that cannot be reached at all fails now, in one clear line,
-                    # not after the pool's timeout of retries (later outages: the pool waits)
-                    try:
-                        psycopg.connect(opts.conninfo).close()
-                    except psycopg.Error as exc:
-                        raise translate(exc, self.where) from exc
                 self._pool = ConnectionPool(
                     opts.conninfo, min_size=opts.pool_min, max_size=opts.pool_max,
                     kwargs={"autocommit": True,
