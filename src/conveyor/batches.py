@@ -70,10 +70,10 @@ def due_callbacks(record: BatchRecord, options: BatchOptions) -> list[str]:
     return due
 
 
-def callback_records(record: BatchRecord, options: BatchOptions, key: str,
+def callback_records(app: Conveyor, record: BatchRecord, options: BatchOptions, key: str,
                      now: float) -> list[NewJob]:
     kind = key.split(":", 1)[0]
-    return [link_record(link, derived_id(record.id, key, str(i)), now,
+    return [link_record(app, link, derived_id(record.id, key, str(i)), now,
                         meta={"callback_of": record.id, "callback": kind})
             for i, link in enumerate(options.callbacks.get(kind, ()))]
 
@@ -89,7 +89,7 @@ def fire_due(app: Conveyor, record: BatchRecord, fired: set[str] | None = None) 
         store_key = f"batch:{record.id}:{key}"
         if store_key in fired:
             continue
-        records = callback_records(record, options, key, now)
+        records = callback_records(app, record, options, key, now)
         if records and app.backend.jobs_insert_once(store_key, records, now):
             inserted.append(key)
         fired.add(store_key)

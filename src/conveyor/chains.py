@@ -86,7 +86,7 @@ class PendingChain:
             raise ConfigurationError(
                 "a chain inside a batch cannot contain batches; start the chain with a job")
         chain_id = self.app.new_job_id()
-        return link_record(links[0], chain_id, self.app.clock(), batch_id=batch_id,
+        return link_record(self.app, links[0], chain_id, self.app.clock(), batch_id=batch_id,
                            meta=self._meta(chain_id, links[1:]))
 
     def dispatch(self) -> str:
@@ -126,12 +126,13 @@ def start_batch(app: Conveyor, spec: dict[str, Any], chain: dict[str, Any],
     options = BatchOptions.decode(spec["options"])
     continuation = {"name": CONTINUE_JOB, "queue": "default_high",
                     "payload": _continue_payload(app), "max_tries": None, "delay": 0.0}
-    continuation["payload"] = link_record(continuation, batch_id, 0.0,
+    continuation["payload"] = link_record(app, continuation, batch_id, 0.0,
                                           meta={"chain": chain}).payload
     options.callbacks.setdefault("then", []).append(continuation)
     options.callbacks.setdefault("catch", []).extend(chain.get("catch") or [])
     now = app.clock()
-    jobs = [link_record(link, derived_id(batch_id, "job", str(i)), now, batch_id=batch_id)
+    jobs = [link_record(app, link, derived_id(batch_id, "job", str(i)), now,
+                       batch_id=batch_id)
             for i, link in enumerate(spec["jobs"])]
     try:
         created = app.backend.batch_create(NewBatch(batch_id, spec["name"], options.encode(),
@@ -164,7 +165,7 @@ def advance(app: Conveyor, chain: dict[str, Any], job_id: str, batch_id: str | N
         start_batch(app, following["batch"], meta["chain"], next_id)
         return
     now = app.clock()
-    record = link_record(following, next_id, now, batch_id=batch_id, meta=meta)
+    record = link_record(app, following, next_id, now, batch_id=batch_id, meta=meta)
     if batch_id is not None:
         app.backend.batch_add(batch_id, [record])  # idempotent by job id, counted once
     else:
@@ -178,6 +179,6 @@ def fire_catch(app: Conveyor, chain: dict[str, Any]) -> None:
         return
     chain_id = str(chain.get("id"))
     now = app.clock()
-    records = [link_record(link, derived_id(chain_id, "catch", str(i)), now)
+    records = [link_record(app, link, derived_id(chain_id, "catch", str(i)), now)
                for i, link in enumerate(links)]
     app.backend.jobs_insert_once(f"chain:{chain_id}:catch", records, now)

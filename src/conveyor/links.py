@@ -34,23 +34,30 @@ def job_link(app: Conveyor, prepared: PreparedJob) -> Link:
             "max_tries": record.max_tries, "delay": record.available_at - record.created_at}
 
 
-def with_meta(payload: str, meta: dict[str, Any]) -> str:
-    """The payload text with ``meta`` keys added to its meta object."""
+def with_meta(app: Conveyor, payload: str, meta: dict[str, Any]) -> str:
+    """The payload text with ``meta`` keys added to its meta object; an encrypted payload
+    is opened and sealed again (its meta travels inside the envelope)."""
     if not meta:
         return payload
     document = json.loads(payload)
+    cipher = app.payload_cipher(required=True) if "enc" in document else None
+    if cipher is not None:
+        document = json.loads(cipher.open(str(document.get("job")), document))
     document.setdefault("meta", {}).update(meta)
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    if cipher is not None:
+        text = json.dumps(cipher.seal(str(document.get("job")), text), separators=(",", ":"))
+    return text
 
 
-def link_record(link: Link, job_id: str, now: float, *, batch_id: str | None = None,
-                meta: dict[str, Any] | None = None) -> NewJob:
+def link_record(app: Conveyor, link: Link, job_id: str, now: float, *,
+                batch_id: str | None = None, meta: dict[str, Any] | None = None) -> NewJob:
     extra = dict(meta or {})
     if batch_id is not None:
         extra["batch"] = batch_id
     return NewJob(
         id=job_id, queue=str(link["queue"]), name=str(link["name"]),
-        payload=with_meta(str(link["payload"]), extra),
+        payload=with_meta(app, str(link["payload"]), extra),
         available_at=now + float(link.get("delay") or 0.0), created_at=now,
         max_tries=link.get("max_tries"), batch_id=batch_id,
     )

@@ -64,6 +64,10 @@ class WorkerPool:
         logs.mkdir(exist_ok=True)
 
     def fill(self) -> None:
+        """Start workers up to ``size``, as a supervisor would, replacing any that exited
+        (one started while the store was unreachable exits at once: it runs nothing)."""
+        for process in [p for p in self.running if p.poll() is not None]:
+            self._retire(process)
         while len(self.running) < self.size:
             log = self.logs / f"worker-{len(self.running) + len(self.exited)}.log"
             process = start_worker(self.target.url, self.ledger.path, *self.args, log=log,
@@ -112,8 +116,10 @@ class WorkerPool:
         self.counts["stops"] += 1
 
         def taken_over() -> bool:
-            self.ledger.poll()
-            return all(self.ledger.attempts.get(tag, 0) > attempt for tag, attempt in held)
+            self.ledger.poll()  # a run that ended just before the stop took effect is done
+            still = self.ledger.open_runs.get(victim.pid, set())
+            return all(self.ledger.attempts.get(tag, 0) > attempt or (tag, attempt) not in still
+                       for tag, attempt in held)
 
         try:
             wait_until(taken_over, timeout=lease * 4 + 10, what="a stopped worker's jobs "

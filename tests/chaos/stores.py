@@ -8,6 +8,7 @@ run's own, started on a free port in a temporary directory.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -15,6 +16,9 @@ from pathlib import Path
 from typing import Any
 
 from conveyor import Conveyor
+
+# read at import: the suite's autouse fixture clears CONVEYOR_* variables before each test
+LONG = os.environ.get("CONVEYOR_CHAOS") == "long"
 
 
 @dataclass
@@ -90,11 +94,9 @@ PROXIED_STORES: dict[str, ChaosFactory] = {"postgres": proxied_postgres}
 def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
     """Short profile: the shared server behind a fault proxy whose connections the run cuts.
     Long profile: a private server the run restarts."""
-    import os
-
     from tests.integration.pg_support import PG_BIN, OwnPostgres
 
-    if os.environ.get("CONVEYOR_CHAOS") == "long" and (PG_BIN / "initdb").exists():
+    if LONG and (PG_BIN / "initdb").exists():
         server = OwnPostgres()
         try:
             server.start()
@@ -117,8 +119,6 @@ def postgres_target(tmp_path: Path) -> Iterator[ChaosTarget]:
 def proxied_redis(tmp_path: Path) -> Iterator[ChaosTarget]:
     """A key prefix of the run's own on the shared server (database 9, keys deleted after);
     workers reach it through a proxy."""
-    import os
-
     import redis
 
     from conveyor.testing.proxy import FaultProxy
@@ -167,3 +167,19 @@ def redis_target(tmp_path: Path) -> Iterator[ChaosTarget]:
             server.start()
 
         yield ChaosTarget("redis", f"{server.url}?prefix=chaos", restart=restart)
+
+
+@contextmanager
+def proxied_mysql(tmp_path: Path) -> Iterator[ChaosTarget]:
+    """Tables of the run's own (a prefix) on the shared MariaDB, dropped after; workers
+    reach it through a proxy. MySQL has no listener: workers poll."""
+    from conveyor.testing.proxy import FaultProxy
+    from tests.backends.store_mysql import HOST, PORT, mysql_tables
+
+    with mysql_tables() as (url, prefix), FaultProxy(HOST, PORT) as proxy:
+        yield ChaosTarget("mysql", url.replace(f"@{HOST}:{PORT}/", f"@{HOST}:{proxy.port}/"),
+                          prefix, proxy=proxy, direct_url=url)
+
+
+PROXIED_STORES["mysql"] = proxied_mysql
+chaos_store("mysql")(proxied_mysql)

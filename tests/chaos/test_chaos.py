@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,8 +36,11 @@ class Profile:
 
 
 PROFILES = {"short": Profile(jobs=3000, waves=10), "long": Profile(jobs=20000, waves=40)}
+# read at import: the suite's autouse fixture clears CONVEYOR_* variables before each test
 PROFILE_NAME = os.environ.get("CONVEYOR_CHAOS", "short")
 PROFILE = PROFILES[PROFILE_NAME]
+SEED = os.environ.get("CONVEYOR_CHAOS_SEED")
+REPORT = os.environ.get("CONVEYOR_CHAOS_REPORT")
 FAULTS = ("kill", "stop", "store", "term", "kill", "store")
 
 
@@ -63,7 +67,7 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
     from tests.apps import basic
 
     profile = PROFILE
-    seed = int(os.environ.get("CONVEYOR_CHAOS_SEED") or random.randrange(1 << 30))
+    seed = int(SEED or random.randrange(1 << 30))
     rng = random.Random(seed)
     app = target.use(basic.app)
     job = app.get_job("chaos")
@@ -86,6 +90,7 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
             mark = ledger.poll()
             wait_until(lambda mark=mark: ledger.poll() >= mark + min(wave, 150), timeout=60,
                        what="the workers to make progress")
+            pool.fill()
             fault = next(faults)
             if fault == "store" and target.restart is not None:
                 target.restart()
@@ -114,9 +119,8 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
             f"{verdict.summary()} elapsed={elapsed:.0f}s")
     with capsys.disabled():
         print("\n" + line)
-    report = os.environ.get("CONVEYOR_CHAOS_REPORT")
-    if report:
-        with open(report, "a") as handle:
+    if REPORT:
+        with open(REPORT, "a") as handle:
             handle.write(line + "\n")
 
     assert not verdict.problems, "\n".join(verdict.problems[:20]) + "\n" + pool.log_text()
@@ -125,7 +129,10 @@ def test_chaos(target: ChaosTarget, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert verdict.failed_as_planned + verdict.worker_lost == len(failed)
     expected_fail = sum(1 for n in range(profile.jobs) if kind_of(n) == "fail")
     assert verdict.failed_as_planned == expected_fail
-    # a worker told to stop finished its jobs and exited cleanly
-    for process in pool.exited:
-        if process.pid not in pool.fates.killed:
-            assert process.returncode == 0, pool.log_text()
+    # a worker told to stop finished its jobs and exited cleanly; one that had run nothing
+    # may have died of a SIGTERM before installing its handler, or exited 1 because it
+    # started while the store was unreachable
+    ran = {pid for _, _, _, pid in ledger.lines()}
+    codes = {p.pid: p.returncode for p in pool.exited if p.pid not in pool.fates.killed}
+    assert all(code == 0 or (code in (1, -signal.SIGTERM) and pid not in ran)
+               for pid, code in codes.items()), (codes, pool.log_text())

@@ -46,6 +46,9 @@ def run(app: Conveyor, target: ChaosTarget, tmp_path: Path, jobs: int, fault: st
         elif fault == "cut":
             proxy.cut(refuse_for=2.0)
         elif fault == "hold":  # half-open past the lease, then the connections reset
+            # every worker loses the store for two leases, whether or not an error reaches
+            # its log (a retry on a fresh connection may hide it): their leases may lapse
+            pool.fates.troubled.update(p.pid for p in pool.running)
             proxy.hold()
             until = time.monotonic() + 2 * LEASE
             wait_until(lambda: time.monotonic() >= until, what="the leases to expire")
@@ -97,7 +100,8 @@ def test_half_open_connections_past_the_lease(app: Conveyor, proxied: ChaosTarge
 @pytest.mark.chaos
 def test_a_dead_listener_is_replaced(app: Conveyor, proxied: ChaosTarget,
                                      tmp_path: Path) -> None:
-    assert proxied.listeners is not None
+    if proxied.listeners is None:
+        pytest.skip(f"{proxied.name} has no listener: its workers poll")
     ledger = TailLedger(tmp_path / "ledger.txt")
     pool = WorkerPool(proxied, ledger, tmp_path / "logs", 1,
                       ["--queue", "default", "--lease", str(LEASE), "--sleep", "0.5"],

@@ -171,6 +171,8 @@ def test_cli_list_show_cancel(app: Conveyor, tmp_path: Path) -> None:
         return result.output
 
     assert "cli" in run("batches", "--running")
+    assert json.loads(run("monitor", "--batches", "--json"))[0]["id"] == batch_id
+    assert "Running batches" in run("monitor", "--batches")
     shown = json.loads(run("batches", "show", batch_id, "--json"))
     assert shown["total_jobs"] == 3 and shown["state"] == "running"
     assert "Cancelled batch" in run("batches", "cancel", batch_id)
@@ -181,3 +183,29 @@ def test_cli_list_show_cancel(app: Conveyor, tmp_path: Path) -> None:
     run_until_empty(app)
     assert "No running batches." in run("batches", "--running")
     assert json.loads(run("batches", "--json"))[0]["state"] == "cancelled, finished"
+
+
+def test_encrypted_links_and_callbacks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.fernet import Fernet
+
+    monkeypatch.setenv("BATCH_RESULTS", str(tmp_path / "results.db"))
+    monkeypatch.setenv("CONVEYOR_ENCRYPTION_KEYS", Fernet.generate_key().decode())
+    app = create_app(f"sqlite:///{tmp_path / 'store.db'}")
+    work, record = app.get_job("bt.work"), app.get_job("bt.record")
+    sealed = record.options(encrypted=True)
+    batch_id = (app.batch([work.options(encrypted=True).prepare(i) for i in range(3)])
+                .then(sealed.prepare("then")).dispatch())
+    head = app.chain([sealed.prepare("a"), sealed.prepare("b")]).dispatch()
+    stored = app.backend.jobs_get(head)
+    assert stored is not None and '"enc"' in stored.payload and "chain" not in stored.payload
+    # a link's meta is added inside the envelope, which is sealed again
+    from conveyor.links import with_meta
+    from conveyor.serialization import decode_payload
+
+    resealed = with_meta(app, stored.payload, {"x": 1})
+    assert '"enc"' in resealed and '"x"' not in resealed
+    assert decode_payload(resealed, None, app.payload_cipher()).meta["x"] == 1
+    run_until_empty(app)
+    batch = app.find_batch(batch_id)
+    assert batch is not None and batch.succeeded
+    assert results(tmp_path) == {"then": 1, "a": 1, "b": 1}

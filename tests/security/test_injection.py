@@ -51,7 +51,7 @@ def test_hostile_ids_find_nothing_and_break_nothing(backend: Backend, text: str)
         assert backend.failed_retry([text], time.time()) == []
         backend.worker_remove(text)
     except ConveyorError as exc:  # refused (PostgreSQL text cannot hold NUL): said clearly
-        assert "\x00" in text and "NUL" in str(exc)
+        assert "\x00" in text and "NUL" in str(exc), exc
     still_works(backend)
 
 
@@ -84,8 +84,9 @@ def test_hostile_worker_names_round_trip(backend: Backend, name: str) -> None:  
                         started_at=now, last_heartbeat=now, info={"note": name})
     try:
         backend.worker_register(worker)
-    except ConveyorError as exc:
-        assert "\x00" in name and "NUL" in str(exc)
+    except ConveyorError as exc:  # NUL on PostgreSQL, 256+ characters on MySQL
+        assert "NUL" in str(exc) or "too long" in str(exc), exc
+        still_works(backend)
         return
     assert name in {w.name for w in backend.worker_list()}
     backend.worker_remove(name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.table import Table
@@ -40,15 +40,21 @@ def _find(ctx: CliContext, batch_id: str) -> Batch:
 
 
 def running_batches(app: Conveyor, limit: int = 50) -> list[BatchRecord]:
-    """Batches not finished yet, newest first (for the monitor's batches panel)."""
+    """Batches not finished yet, newest first (``monitor --batches`` shows them too)."""
+    if not app.backend.capabilities.batches:
+        return []
     return [r for r in app.backend.batch_list(limit=limit) if not r.finished]
 
 
-def render_batches(records: list[BatchRecord], title: str = "Batches") -> Table:
+def batch_rows(records: list[BatchRecord]) -> list[dict[str, Any]]:
+    return [r.to_dict() | {"state": _state(r)} for r in records]
+
+
+def render_batch_rows(rows: list[dict[str, Any]], title: str = "Running batches") -> Table:
     return table(
         title, ["id", "name", "progress", "total", "pending", "failed", "state", "created"],
-        [(r.id, r.name, _bar(r.progress), r.total_jobs, r.pending_jobs, r.failed_jobs,
-          _state(r), when(r.created_at)) for r in records])
+        [(r["id"], r["name"], _bar(r["progress"]), r["total_jobs"], r["pending_jobs"],
+          r["failed_jobs"], r["state"], when(r["created_at"])) for r in rows])
 
 
 @click.group(invoke_without_command=True)
@@ -64,12 +70,13 @@ def batches(click_ctx: click.Context, limit: int, running: bool, as_json: bool) 
     app = ctx.app
     records = running_batches(app, limit) if running else app.backend.batch_list(limit=limit)
     if as_json:
-        echo_json([r.to_dict() | {"state": _state(r)} for r in records])
+        echo_json(batch_rows(records))
         return
     if not records:
         click.echo("No running batches." if running else "No batches.")
         return
-    console().print(render_batches(records, "Running batches" if running else "Batches"))
+    console().print(render_batch_rows(batch_rows(records),
+                                      "Running batches" if running else "Batches"))
 
 
 @batches.command()

@@ -30,6 +30,13 @@ class ConveyorGroup(click.Group):
 @click.pass_context
 def cli(ctx: click.Context, app_spec: str | None, connection: str | None) -> None:
     """conveyor: background jobs and queue management."""
+    # Client libraries log every failed reconnect attempt on their own; conveyor reports
+    # store trouble itself, in one line (commands) or its own log (workers).
+    import logging
+
+    for name in ("psycopg.pool", "psycopg"):
+        logging.getLogger(name).addHandler(logging.NullHandler())
+        logging.getLogger(name).propagate = False
     if not isinstance(ctx.obj, CliContext):  # embedders and tests may pass a ready one
         ctx.obj = CliContext(app_spec=app_spec, connection=connection)
 

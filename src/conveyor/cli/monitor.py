@@ -168,6 +168,8 @@ def watch(build: Callable[[], Any], render: Callable[[Any], RenderableType], as_
 @click.option("--limit", type=click.IntRange(1), default=100, show_default=True,
               help="With --failed: at most this many.")
 @click.option("--workers", "show_workers", is_flag=True, help="List live workers.")
+@click.option("--batches", "show_batches", is_flag=True,
+              help="Running batches with their progress (see `conveyor batches`).")
 @click.option("--retry", "retry_ids", metavar="ID[,ID…]", help="Retry these failed jobs.")
 @click.option("--clear-failed", is_flag=True, help="Delete every failed job.")
 @click.option("--watch", "live", is_flag=True, help="Refresh the view until Ctrl-C.")
@@ -177,8 +179,8 @@ def watch(build: Callable[[], Any], render: Callable[[Any], RenderableType], as_
 @pass_ctx
 def monitor(ctx: CliContext, show_stats: bool, since: str | None, show_failed: bool,
             show_id: str | None, queue: str | None, limit: int, show_workers: bool,
-            retry_ids: str | None, clear_failed: bool, live: bool, interval: float,
-            as_json: bool) -> None:
+            show_batches: bool, retry_ids: str | None, clear_failed: bool, live: bool,
+            interval: float, as_json: bool) -> None:
     """Queue overview: waiting, scheduled, running and failed jobs, throughput and runtimes
     per queue, and the workers serving each."""
     app = ctx.app
@@ -207,7 +209,12 @@ def monitor(ctx: CliContext, show_stats: bool, since: str | None, show_failed: b
         return
     if queue:
         validate_queue(queue)
-    view = _choose_view(ctx, show_stats, since, show_failed, queue, limit, show_workers)
+    if show_batches:
+        from .batches import batch_rows, render_batch_rows, running_batches
+
+        view = View(lambda: batch_rows(running_batches(app, limit)), render_batch_rows)
+    else:
+        view = _choose_view(ctx, show_stats, since, show_failed, queue, limit, show_workers)
     if live:
         watch(view.build, view.render, as_json, interval)
     elif as_json:

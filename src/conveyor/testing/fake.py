@@ -47,7 +47,7 @@ class DispatchRecorder:
         from ..serialization import decode_payload
 
         for record in records:
-            payload = decode_payload(record.payload)
+            payload = decode_payload(record.payload, None, self.app.payload_cipher())
             self.dispatched.append(RecordedDispatch(
                 id=record.id, name=record.name, queue=record.queue, args=tuple(payload.args),
                 kwargs=dict(payload.kwargs), delay=record.available_at - record.created_at,

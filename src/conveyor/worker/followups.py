@@ -137,7 +137,7 @@ class Followups:
             if failed is None:
                 continue
             try:
-                meta = decode_payload(failed.payload).meta
+                meta = decode_payload(failed.payload, None, self.app.payload_cipher()).meta
             except Exception:  # a payload that does not decode has no follow-ups
                 continue
             batch_id = meta.get("batch")

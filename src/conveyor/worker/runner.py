@@ -114,6 +114,10 @@ class Worker:
             retention=app.settings.metrics_retention)
         self._old_handlers: dict[int, Any] = {}
         self._pending = Outcomes()
+        # finished attempts whose outcome is not written yet: their leases are renewed too,
+        # so an ack delayed by the store (a lock wait, a reconnect) does not let the job
+        # run again elsewhere while this worker is alive
+        self._unacked: dict[tuple[str, str], Lease] = {}
         self.followups = Followups(app)
         from ..chains import ensure_internal_jobs
 
@@ -256,7 +260,9 @@ class Worker:
                     self._flush()
             if not events and free > 0:
                 # poll backstop: back off towards --sleep while idle
-                idle_wait = min(opts.sleep, max(idle_wait * 2, 0.05)) if opts.sleep > 0 else 0.0
+                # (±10 % jitter: idle workers started together do not poll in step)
+                idle_wait = (min(opts.sleep, max(idle_wait * 2, 0.05)) * self._rng.uniform(
+                    0.9, 1.1) if opts.sleep > 0 else 0.0)
             fetch = bool(finished) or woken or not events
             self._check_restart()
 
@@ -293,6 +299,7 @@ class Worker:
             self._pending.extend(pending)
             self._flush()
             return -1
+        self._written(pending.completes, pending.releases, pending.failures)
         if len(reserved) < free:
             self._idle.set()
         else:
@@ -375,6 +382,7 @@ class Worker:
                 continue  # already abandoned
             self.watches.pop(job_id, None)
             decision, op = settle(execution, now)
+            self._unacked[(op.id, op.token)] = Lease(op.id, op.token)
             item = ended(execution, op)
             if item is not None:
                 followups.append(item)
@@ -388,7 +396,8 @@ class Worker:
             self._report(execution, op, now, execution.runtime, delay=decision.delay)
         if followups and self.followups.run_retrying(followups, self._give_up_writing):
             self._pending.extend(held)
-        # else: not acked, so those jobs run again after their lease and mark again
+        else:  # not acked, so those jobs run again after their lease and mark again
+            self._written(held.completes, held.releases, held.failures)
 
     def _give_up_writing(self) -> bool:
         return self.stopping and time.monotonic() - self.stopped_mono > self.opts.grace
@@ -434,13 +443,13 @@ class Worker:
             try:
                 if completes:
                     self.backend.jobs_complete(completes)
-                    completes = []
+                    completes = self._written(completes)
                 if releases:
                     self.backend.jobs_release(releases)
-                    releases = []
+                    releases = self._written(releases)
                 if failures:
                     self.backend.jobs_fail(failures)
-                    failures = []
+                    failures = self._written(failures)
             except StoreError as exc:
                 # the outcome must not be dropped: retry until the store is back (the lease
                 # keeps the job ours meanwhile; if it expires the job is simply run again).
@@ -453,6 +462,14 @@ class Worker:
                     return
                 time.sleep(delay)
                 delay = min(_STORE_RETRY_MAX, delay * 2)
+
+    def _written(self, *written: Sequence[Lease | Release | Failure]) -> list[Any]:
+        """Outcomes now in the store (or given up): their leases need no renewal.
+        Returns [] for the caller's list of what is left to write."""
+        for ops in written:
+            for op in ops:
+                self._unacked.pop((op.id, op.token), None)
+        return []
 
     def _after_jobs(self) -> None:
         opts = self.opts
@@ -600,9 +617,12 @@ class Worker:
             if self._closing.is_set():
                 return  # the record is being removed: do not write it back
             running = [e.reserved.lease for e in list(self.in_flight.values())]
-            if running:
+            unacked = list(self._unacked.values())
+            if running or unacked:
                 held = set(self.backend.jobs_extend_lease(
-                    running, self.opts.defaults.lease, self.app.clock()))
+                    running + unacked, self.opts.defaults.lease, self.app.clock()))
+                # (no warning for a finished attempt not renewed: its ack may simply have
+                # landed while the renewal travelled)
                 for lease in running:
                     # a job that finished and was acked while the renewal travelled is not
                     # lost: only one still running under the same token is

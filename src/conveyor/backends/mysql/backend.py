@@ -25,6 +25,7 @@ from ...records import Failure, Lease, NewJob, RecoveryResult, Release, Reserved
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
 from .admin import AdminMixin
+from .batches import MySQLBatches
 from .options import parse_mysql_url
 from .pool import CommitUnknown, Pool
 from .sql import chunks, expand, load_queries
@@ -32,10 +33,10 @@ from .sql import chunks, expand, load_queries
 _MIGRATE_LOCK_SECONDS = 60
 
 
-class MySQLBackend(AdminMixin, Backend):
+class MySQLBackend(MySQLBatches, AdminMixin, Backend):
     schemes = ("mysql", "mariadb")
     capabilities = Capabilities(transactional_enqueue=True, native_notify=False,
-                                shared_across_hosts=True)
+                                shared_across_hosts=True, batches=True)
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)

@@ -40,6 +40,35 @@ _METRIC_COLUMNS = ("minute, queue, name, worker, processed, failed, released, ti
                    "runtime_sum, runtime_max, wait_sum, wait_max, histogram")
 
 
+def _unique(items: Sequence[Failure]) -> list[Failure]:
+    """One failure per job: a row may be moved once."""
+    return list({x.id: x for x in items}.values())
+
+
+class _Claim:
+    """One claim's parameters (queue order kept, duplicates dropped) and its results."""
+
+    def __init__(self, queues: Sequence[str], limit: int, lease: float, worker: str,
+                 now: float) -> None:
+        self.queues = list(dict.fromkeys(queues))
+        self.token = os.urandom(8).hex()
+        self.now, self.expires = now, now + lease
+        self.params: list[Any] = []
+        for queue in self.queues:
+            self.params += [queue, now, queue, limit]
+        self.params += [limit if self.queues else 0, now, self.token, worker, self.expires]
+
+    def jobs(self, rows: list[tuple[Any, ...]]) -> list[ReservedJob]:
+        rows.sort(key=lambda r: (r[9], r[6], r[0]))  # queue order, then due time, then id
+        return [
+            ReservedJob(id=r[0], queue=r[1], name=r[2], payload=r[3], attempts=r[4],
+                        max_tries=r[5], token=self.token, available_at=r[6],
+                        created_at=r[7], reserved_at=self.now,
+                        lease_expires_at=self.expires, batch_id=r[8])
+            for r in rows
+        ]
+
+
 class PostgresBackend(PostgresBatches, Backend):
     schemes = ("postgresql", "postgres")
     capabilities = Capabilities(transactional_enqueue=True, native_notify=True,
@@ -138,23 +167,36 @@ class PostgresBackend(PostgresBatches, Backend):
     ) -> list[ReservedJob]:
         if limit <= 0 or not queues:
             return []
+        claim = _Claim(queues, limit, lease, worker, now)
         self.listener.ensure()  # listen before the first claim: no wake-up is missed
-        queues = list(dict.fromkeys(queues))
-        token = os.urandom(8).hex()
-        expires = now + lease
-        params: list[Any] = []
-        for queue in queues:
-            params += [queue, now, queue, limit]
-        params += [limit, now, token, worker, expires]
-        sql = self.sql.reserve(len(queues))
-        rows = self.pool.run(lambda c: c.execute(sql, params).fetchall())
-        rows.sort(key=lambda r: (r[9], r[6], r[0]))  # queue order, then due time, then id
-        return [
-            ReservedJob(id=r[0], queue=r[1], name=r[2], payload=r[3], attempts=r[4],
-                        max_tries=r[5], token=token, available_at=r[6], created_at=r[7],
-                        reserved_at=now, lease_expires_at=expires, batch_id=r[8])
-            for r in rows
+        sql = self.sql.claim("reserve", len(claim.queues))
+        return claim.jobs(self.pool.run(lambda c: c.execute(sql, claim.params).fetchall()))
+
+    def jobs_ack_and_reserve(
+        self, completes: Sequence[Lease], releases: Sequence[Release],
+        failures: Sequence[Failure], queues: Sequence[str], limit: int, lease: float,
+        worker: str, now: float,
+    ) -> list[ReservedJob]:
+        """The worker's round (acks of its finished attempts, then its next claim) as one
+        statement: one round trip and one commit, durable only when it fails a job."""
+        claim = _Claim(queues if limit > 0 else (), limit, lease, worker, now)
+        if not (completes or releases or failures or claim.queues):
+            return []
+        if claim.queues:
+            self.listener.ensure()
+        failures = _unique(failures)
+        params = [
+            [x.id for x in completes], [x.token for x in completes],
+            [x.id for x in releases], [x.token for x in releases],
+            [x.available_at for x in releases],
+            [x.id for x in failures], [x.token for x in failures],
+            [x.exception for x in failures], [x.failed_at for x in failures],
+            self.pool.durable_level if failures else None, self.label,
+            *claim.params, self.channel, now,
         ]
+        sql = self.sql.claim("ack_reserve", len(claim.queues))
+        rows = self.pool.run(lambda c: c.execute(sql, params).fetchall())
+        return claim.jobs([r for r in rows if r[0] is not None])  # the rest are NOTIFYs
 
     def _rowcount(self, sql: str, params: Sequence[Any]) -> int:
         return self.pool.run(lambda c: c.execute(sql, params).rowcount)
@@ -171,12 +213,14 @@ class PostgresBackend(PostgresBatches, Backend):
     def jobs_release(self, items: Sequence[Release]) -> int:
         if not items:
             return 0
-        return self._rowcount(self.sql["release"], ([x.id for x in items],
-                                                    [x.token for x in items],
-                                                    [x.available_at for x in items]))
+        # no clock here: every queue given a job back is notified (inf = "due by then")
+        params = ([x.id for x in items], [x.token for x in items],
+                  [x.available_at for x in items], self.channel, float("inf"))
+        rows = self.pool.run(lambda c: c.execute(self.sql["release"], params).fetchall())
+        return sum(int(n) for kind, n in rows if kind == "released")
 
     def jobs_fail(self, items: Sequence[Failure]) -> int:
-        unique = list({x.id: x for x in items}.values())  # one row may be moved once
+        unique = _unique(items)
         if not unique:
             return 0
         params = ([x.id for x in unique], [x.token for x in unique],

@@ -69,7 +69,8 @@ class PostgresBatches:
     def _batch_insert_jobs(self, conn: Conn, records: Sequence[NewJob]) -> None:
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
-            conn.execute(self.sql["insert"], (*_job_columns(chunk), self.channel))
+            # NULL: the transaction is already durable (_in_transaction)
+            conn.execute(self.sql["insert"], (*_job_columns(chunk), None, self.channel))
 
     def _in_transaction(self, fn: Callable[[Conn], T]) -> T:
         """``fn`` in one durable transaction; never retried (it inserts jobs)."""

@@ -106,6 +106,11 @@ class Pool:
             return self._pool
 
     def _configure(self, conn: Conn) -> None:
+        # conveyor's statements are index lookups whose plan does not depend on the
+        # values; left to choose, the server re-plans the ack statements at every call
+        # (their unnest() of a one-element array looks cheaper than the generic estimate),
+        # and planning the worker's round costs more than running it
+        conn.execute("SET plan_cache_mode TO force_generic_plan")
         if self.options.fast_acks:
             # Claims, acks and lease renewals skip the WAL flush wait: a server crash may
             # forget the last instant of them (a job then runs again, it is never lost).

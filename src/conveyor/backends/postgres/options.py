@@ -87,9 +87,15 @@ def parse_postgres_url(url: str, prefix: str) -> PostgresOptions:
             f"PostgreSQL URL {redact_url(url)!r}: pool_max ({pool_max}) is below "
             f"pool_min ({pool_min})"
         )
-    if not any(key == "connect_timeout" for key, _ in rest):
-        # an unreachable host must fail in seconds, not after the OS's TCP timeout
-        rest.append(("connect_timeout", "10"))
+    given = {key for key, _ in rest}
+    # An unreachable host must fail in seconds, not after the OS's TCP timeout; a silent
+    # partition (no RST, no ACK) must break a connection in tens of seconds, not minutes:
+    # TCP keepalives for idle connections, tcp_user_timeout for unacknowledged writes.
+    for key, value in (("connect_timeout", "10"), ("keepalives", "1"),
+                       ("keepalives_idle", "15"), ("keepalives_interval", "5"),
+                       ("keepalives_count", "3"), ("tcp_user_timeout", "30000")):
+        if key not in given:
+            rest.append((key, value))
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(rest), ""))
     return PostgresOptions(
         conninfo=conninfo, schema=schema, pool_min=pool_min, pool_max=pool_max,

@@ -1,5 +1,7 @@
 -- The PostgreSQL store's statements. "-- name: x" starts one; {jobs}, {failed}, … are the
--- schema-qualified, prefixed table names. Every value is a bound parameter.
+-- schema-qualified, prefixed table names; {claim}, {complete}, {released} and {moved} are
+-- the entries of those names (CTEs shared by several statements, statements.py). Every
+-- value is a bound parameter.
 
 -- name: insert
 -- one statement for any number of jobs (all or none); the NOTIFY goes out with the
@@ -26,35 +28,55 @@ SELECT * FROM (
     ORDER BY available_at, id LIMIT %s FOR UPDATE SKIP LOCKED
 ) b{rank};
 
+-- name: claim
+-- a claim's CTEs (reserve, ack_reserve). MATERIALIZED keeps the fence: the planner may not
+-- fold the CTE into the UPDATE and lock (or update) more rows than the LIMIT; UNION ALL
+-- runs the queues in order and stops as soon as the limit is reached
+c AS MATERIALIZED ({branches} LIMIT %s),
+claimed AS (
+    UPDATE {jobs} j SET reserved_at = %s, attempts = j.attempts + 1, token = %s, worker = %s,
+        lease_expires_at = %s
+    FROM c WHERE j.id = c.id
+    RETURNING j.id, j.queue, j.name, j.payload, j.attempts, j.max_tries, j.available_at,
+        j.created_at, j.batch_id, c.rank
+)
+
 -- name: reserve
--- MATERIALIZED keeps the fence: the planner may not fold the CTE into the UPDATE and
--- lock (or update) more rows than the LIMIT; UNION ALL runs the queues in order and
--- stops as soon as the limit is reached
-WITH c AS MATERIALIZED ({branches} LIMIT %s)
-UPDATE {jobs} j SET reserved_at = %s, attempts = j.attempts + 1, token = %s, worker = %s,
-    lease_expires_at = %s
-FROM c WHERE j.id = c.id
-RETURNING j.id, j.queue, j.name, j.payload, j.attempts, j.max_tries, j.available_at,
-    j.created_at, j.batch_id, c.rank;
+WITH {claim}
+SELECT * FROM claimed;
 
 -- name: complete
 DELETE FROM {jobs} j USING unnest(%s::text[], %s::text[]) AS a(id, token)
 WHERE j.id = a.id AND j.token = a.token;
 
--- name: release
-UPDATE {jobs} j SET reserved_at = NULL, token = NULL, worker = NULL, lease_expires_at = NULL,
-    available_at = a.at
-FROM unnest(%s::text[], %s::text[], %s::float8[]) AS a(id, token, at)
-WHERE j.id = a.id AND j.token = a.token;
+-- name: released
+-- a CTE (release, ack_reserve): the jobs put back, with their queues and due times
+back AS (
+    UPDATE {jobs} j SET reserved_at = NULL, token = NULL, worker = NULL,
+        lease_expires_at = NULL, available_at = a.at
+    FROM unnest(%s::text[], %s::text[], %s::float8[]) AS a(id, token, at)
+    WHERE j.id = a.id AND j.token = a.token
+    RETURNING j.queue, a.at
+)
 
--- name: fail
-WITH gone AS (
+-- name: release
+-- one NOTIFY per queue given back a job due by the second parameter (now), so an idle
+-- worker retries it at once rather than at its next poll
+WITH {released}
+SELECT 'released', count(*)::text FROM back
+UNION ALL SELECT 'notified', pg_notify(%s, q.queue)::text
+FROM (SELECT DISTINCT queue FROM back WHERE at <= %s) q;
+
+-- name: moved
+-- CTEs (fail, ack_reserve): failed jobs deleted and written to the failed store together.
+-- set_config(…, true) makes the transaction's commit durable, as for inserts
+gone AS (
     DELETE FROM {jobs} j
     USING unnest(%s::text[], %s::text[], %s::text[], %s::float8[]) AS a(id, token, error, at)
     WHERE j.id = a.id AND j.token = a.token
       AND (SELECT set_config('synchronous_commit',
                              COALESCE(%s, current_setting('synchronous_commit')), true))
-          IS NOT NULL  -- a durable commit, as for inserts
+          IS NOT NULL
     RETURNING j.id, j.queue, j.name, j.payload, j.attempts, j.max_tries, j.batch_id,
         a.error, a.at
 ), moved AS (
@@ -67,7 +89,22 @@ WITH gone AS (
         max_tries = EXCLUDED.max_tries, batch_id = EXCLUDED.batch_id
     RETURNING 1
 )
+
+-- name: fail
+WITH {moved}
 SELECT count(*) FROM moved;
+
+-- name: ack_reserve
+-- the worker's round in one statement, so one round trip and one commit: its finished
+-- attempts' acks, each fenced by its token as above, then its next claim. Every CTE sees
+-- the statement's snapshot, so the claim cannot take a job released here and no row is
+-- changed twice; the NOTIFY (one per queue) has an idle worker, or this one, fetch it.
+-- Rows with a NULL id are those NOTIFYs.
+WITH done AS ({complete}), {released}, {moved}, {claim}
+SELECT * FROM claimed
+UNION ALL SELECT NULL, pg_notify(%s, q.queue)::text, NULL, NULL, NULL, NULL, NULL, NULL,
+    NULL, NULL
+FROM (SELECT DISTINCT queue FROM back WHERE at <= %s) q;
 
 -- name: extend
 UPDATE {jobs} j SET lease_expires_at = %s
