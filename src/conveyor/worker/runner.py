@@ -26,38 +26,18 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConveyorError, JobTimeout, StoreError
 from ..monitoring.metrics import MetricsRecorder
-from ..records import Failure, Lease, Release, ReservedJob, WorkerInfo
+from ..records import Failure, Lease, Release, ReservedJob
 from .executor import Execution, call_async, call_sync, prepare, settle
 from .followups import Ended, Followups, ended
 from .logs import LOGGER, log_job
 from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
+from .services import _WAKE, MemoryGauge, WorkerServices
 from .watchdog import Watch, Watchdog
 
 if TYPE_CHECKING:
     from ..app import Conveyor
 
-_WAKE = ("wake",)
 _STORE_RETRY_MAX = 5.0
-
-
-_statm: tuple[int, int] = (-1, 0)  # (fd, pid): /proc/self/statm kept open, read per job
-_PAGE_MB = os.sysconf("SC_PAGE_SIZE") / (1024 * 1024) if hasattr(os, "sysconf") else 0.0
-
-
-def resident_memory_mb() -> float:
-    """Resident memory of this process; one ``pread`` on Linux (it is read after every job
-    when ``--memory`` is set), getrusage's peak elsewhere."""
-    global _statm
-    try:
-        fd, pid = _statm
-        if fd < 0 or pid != os.getpid():
-            fd = os.open("/proc/self/statm", os.O_RDONLY)
-            _statm = (fd, os.getpid())
-        return int(os.pread(fd, 128, 0).split()[1]) * _PAGE_MB
-    except (OSError, ValueError, IndexError):
-        import resource
-
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(slots=True)
@@ -74,7 +54,7 @@ class Outcomes:
         self.failures.extend(other.failures)
 
 
-class Worker:
+class Worker(WorkerServices):
     def __init__(self, app: Conveyor, options: WorkerOptions) -> None:
         self.app = app
         self.opts = options
@@ -90,6 +70,7 @@ class Worker:
         self.processed = 0
         self.failed = 0
         self.started_at = app.clock()
+        self.memory = MemoryGauge()
         self.started_mono = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                         thread_name_prefix="conveyor-job")
@@ -480,7 +461,7 @@ class Worker:
         if opts.max_time and time.monotonic() - self.started_mono >= opts.max_time:
             self.request_stop(f"--max-time {opts.max_time:g}s reached")
         if opts.memory_mb:
-            rss = resident_memory_mb()
+            rss = self.memory.mb()
             if rss > opts.memory_mb:
                 self.request_stop(f"--memory {opts.memory_mb} MB exceeded ({rss:.0f} MB)")
 
@@ -574,97 +555,6 @@ class Worker:
             self.backend.jobs_release(releases)
         if failures:
             self.backend.jobs_fail(failures)
-
-    # -- background services ----------------------------------------------------------------
-    def _info(self) -> WorkerInfo:
-        now = self.app.clock()
-        current = [
-            {"id": e.reserved.id, "name": e.reserved.name, "queue": e.reserved.queue,
-             "attempt": e.reserved.attempts, "started": e.reserved.reserved_at,
-             "progress": e.ctx.progress_value if e.ctx else None}
-            for e in list(self.in_flight.values())
-        ]
-        state = "stopping" if self.stopping else "running"
-        if not self.stopping and self._paused.issuperset(self.opts.queues):
-            state = "paused"
-        return WorkerInfo(
-            name=self.opts.name, host=socket.gethostname(), pid=os.getpid(),
-            queues=list(self.opts.queues), concurrency=self.opts.concurrency,
-            started_at=self.started_at, last_heartbeat=now, state=state,
-            info={"processed": self.processed, "failed": self.failed,
-                  "memory_mb": round(resident_memory_mb(), 1), "current": current,
-                  "lease": self.opts.defaults.lease},
-        )
-
-    def _heartbeat_loop(self) -> None:
-        lease = self.opts.defaults.lease
-        interval = max(0.2, lease / 3)
-        last_recovery = time.monotonic()
-        while not self._closing.is_set():
-            self._beat_now.wait(interval)
-            self._beat_now.clear()
-            try:
-                self.heartbeat()
-                if time.monotonic() - last_recovery >= lease:
-                    last_recovery = time.monotonic()
-                    self._recover()
-            except ConveyorError as exc:
-                self._store_trouble("heartbeat", exc)
-
-    def heartbeat(self) -> None:
-        """Renew the leases of running jobs and the worker's record."""
-        with self._heartbeat_lock:
-            if self._closing.is_set():
-                return  # the record is being removed: do not write it back
-            running = [e.reserved.lease for e in list(self.in_flight.values())]
-            unacked = list(self._unacked.values())
-            if running or unacked:
-                held = set(self.backend.jobs_extend_lease(
-                    running + unacked, self.opts.defaults.lease, self.app.clock()))
-                # (no warning for a finished attempt not renewed: its ack may simply have
-                # landed while the renewal travelled)
-                for lease in running:
-                    # a job that finished and was acked while the renewal travelled is not
-                    # lost: only one still running under the same token is
-                    current = self.in_flight.get(lease.id)
-                    if lease.id not in held and current is not None \
-                            and current.reserved.token == lease.token:
-                        self.log.warning("lease of job %s was lost (it may run elsewhere)",
-                                         lease.id)
-            self._paused = self.backend.queues_paused()
-            self.backend.worker_heartbeat(self._info())
-
-    def _recover(self) -> None:
-        try:
-            result = self.backend.jobs_recover_expired(self.app.clock(),
-                                                       self.opts.defaults.tries)
-        except StoreError as exc:
-            self._store_trouble("lease recovery", exc)
-            return
-        if result.failed:
-            try:
-                self.followups.lost(result.failed)
-            except StoreError as exc:
-                self._store_trouble("batch bookkeeping of lost jobs", exc)
-        if result.released or result.failed:
-            self.log.warning("recovered expired leases: %d released, %d failed (worker lost)",
-                             len(result.released), len(result.failed))
-
-    def _waiter_loop(self) -> None:
-        queues = list(self.opts.queues)
-        while not self._closing.is_set():
-            if not self._idle.wait(0.5):
-                continue
-            try:
-                if self.backend.wait_for_jobs(queues, 1.0):
-                    self.inbox.put(_WAKE)
-            except ConveyorError as exc:
-                self._store_trouble("wait", exc)
-                self._closing.wait(1.0)
-
-    def _store_trouble(self, what: str, exc: BaseException) -> None:
-        self.log.warning("store trouble during %s: %s", what, exc,
-                         extra={"fields": {"event": "store_error", "during": what}})
 
 
 def _wait_of(reserved: ReservedJob) -> float:
