@@ -17,7 +17,7 @@ from redis.retry import Retry
 
 from ...errors import StoreError, StoreUnavailable
 from ..base import Backend, Capabilities
-from .keys import Keys, parse_redis_url
+from .keys import Keys, checked, parse_redis_url
 from .scripts import Scripts
 
 #: a command is retried this many times, 50 ms doubling to 1 s between tries (~4 s in
@@ -88,7 +88,7 @@ class RedisBase(Backend):
 
     def groups(self, queues: Sequence[str]) -> list[list[str]]:
         """The queue lists of the script calls that cover ``queues``."""
-        unique = list(dict.fromkeys(queues))
+        unique = [checked(q) for q in dict.fromkeys(queues)]
         if self.per_queue_calls:
             return [[q] for q in unique]
         return [unique] if unique else []

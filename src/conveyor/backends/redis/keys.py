@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError
+from ...routing import validate_queue
 from ..base import redact_url
 
 DEFAULT_PREFIX = "conveyor"
@@ -69,6 +70,12 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
                         single_slot, cluster)
 
 
+def checked(queue: str) -> str:
+    """A queue name that cannot break the key layout: conveyor's own queue-name rule (no
+    braces, which are hash tags; no ``#``, the store-wide tag)."""
+    return validate_queue(queue)
+
+
 class Keys:
     """Key names for one prefix."""
 
@@ -86,7 +93,7 @@ class Keys:
     def queue(self, queue: str, suffix: str) -> str:
         """``wait`` (zset by available_at), ``run`` (zset by lease expiry), ``failed``
         (zset by failed_at), ``marker`` (list), ``paused`` (string)."""
-        return f"{self.prefix}:{{{queue}}}:{suffix}"
+        return f"{self.prefix}:{{{checked(queue)}}}:{suffix}"
 
     def job(self, queue: str, job_id: str) -> str:
         return f"{self.prefix}:{{{queue}}}:job:{job_id}"
