@@ -63,35 +63,50 @@ class Execution:
 def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> Execution:
     """Decode and bind; bad input becomes a permanent error on the execution, never a raise."""
     job = app.registry.get(reserved.name)
-    execution = Execution(reserved, resolve_policy(job, {}, reserved.max_tries, defaults), job)
     try:
-        payload = decode_payload(reserved.payload, app.settings.payload_max_bytes,
-                                 app.payload_cipher())
-        if payload.job != reserved.name:
-            raise SerializationError(
-                f"payload names job {payload.job!r} but the row names {reserved.name!r}")
-        if job is None:
-            raise UnknownJob(
-                f"no job named {reserved.name!r} is registered in this worker's app; register "
-                "it (or deploy the code that does) and run `conveyor retry " + reserved.id + "`"
-            )
-        execution.payload = payload
-        try:
-            execution.policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
-        except (ConfigurationError, TypeError, ValueError, OverflowError) as exc:
-            raise SerializationError(
-                f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
-        ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
-                         attempt=reserved.attempts, tries=execution.policy.tries,
-                         batch_id=reserved.batch_id or _callback_of(payload.meta))
-        execution.ctx = ctx
-        args = [ctx, *payload.args] if job.context else payload.args
-        bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
-        execution.call_args, execution.call_kwargs = bound.args, bound.kwargs
-    except (SerializationError, UnknownJob, BadArguments) as exc:
+        payload, policy = _decode(app, reserved, job, defaults)
+    except (SerializationError, UnknownJob) as exc:
+        execution = Execution(reserved, resolve_policy(job, {}, reserved.max_tries, defaults),
+                              job)
         execution.record_error(exc)
         execution.permanent = True
+        return execution
+    assert job is not None  # _decode refuses unknown jobs
+    execution = Execution(reserved, policy, job, payload=payload)
+    ctx = JobContext(app=app, id=reserved.id, name=reserved.name, queue=reserved.queue,
+                     attempt=reserved.attempts, tries=policy.tries,
+                     batch_id=reserved.batch_id or _callback_of(payload.meta))
+    execution.ctx = ctx
+    args = [ctx, *payload.args] if job.context else payload.args
+    try:
+        bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
+    except BadArguments as exc:
+        execution.record_error(exc)
+        execution.permanent = True
+        return execution
+    execution.call_args, execution.call_kwargs = bound.args, bound.kwargs
     return execution
+
+
+def _decode(app: Conveyor, reserved: ReservedJob, job: JobDefinition[Any, Any] | None,
+            defaults: WorkerDefaults) -> tuple[Payload, JobPolicy]:
+    """The payload and the policy it asks for; SerializationError / UnknownJob otherwise."""
+    payload = decode_payload(reserved.payload, app.settings.payload_max_bytes,
+                             app.payload_cipher())
+    if payload.job != reserved.name:
+        raise SerializationError(
+            f"payload names job {payload.job!r} but the row names {reserved.name!r}")
+    if job is None:
+        raise UnknownJob(
+            f"no job named {reserved.name!r} is registered in this worker's app; register "
+            "it (or deploy the code that does) and run `conveyor retry " + reserved.id + "`"
+        )
+    try:
+        policy = resolve_policy(job, payload.meta, reserved.max_tries, defaults)
+    except (ConfigurationError, TypeError, ValueError, OverflowError) as exc:
+        raise SerializationError(
+            f"payload of {reserved.name!r} has invalid options (meta): {exc}") from exc
+    return payload, policy
 
 
 def _callback_of(meta: dict[str, Any]) -> str | None:
