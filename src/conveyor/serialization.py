@@ -243,16 +243,6 @@ def decode_payload(text: str | bytes, max_bytes: int | None = None,
     return Payload(job, _decode_value(args), _decode_value(kwargs), meta)
 
 
-def peek_job_name(text: str) -> str:
-    """The job name of a payload for display, or ``?`` when it does not decode."""
-    try:
-        document = json.loads(text)
-    except ValueError:
-        return "?"
-    name = document.get("job") if isinstance(document, dict) else None
-    return name if isinstance(name, str) else "?"
-
-
 def _coerce(value: Any, annotation: Any) -> Any:
     """Rebuild a dataclass or pydantic model from a plain object, by the declared type."""
     if annotation is inspect.Parameter.empty or annotation is Any:

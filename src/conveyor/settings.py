@@ -122,13 +122,11 @@ def _validated(s: Settings) -> Settings:
         raise ConfigurationError(
             f"setting table_prefix={s.table_prefix!r} is not valid: letters, digits and _ only"
         )
-    scheme = s.url.split(":", 1)[0].lower() if s.url else ""
     if "://" not in s.url and s.url != "sync":
         raise ConfigurationError(
             f"setting url={s.url!r} is not valid: expected sqlite:///path.db, postgresql://…, "
             "redis://…, mysql://… or sync://"
         )
-    del scheme
     return s
 
 
