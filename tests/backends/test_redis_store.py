@@ -190,3 +190,47 @@ def test_on_redis_cluster_queues_spread_over_nodes_keep_strict_order() -> None:
         risks = backend.store_risks()  # every primary runs without persistence here
         assert len([r for r in risks if "appendonly yes" in r]) == 3
         backend.close()
+
+
+def _lane_client_id(backend: RedisBackend) -> int:
+    conn = backend._lane().conn
+    conn.send_command("CLIENT", "ID")
+    return int(conn.read_response())
+
+
+def test_a_killed_lane_connection_costs_no_call(redis_backend: RedisBackend) -> None:
+    """The thread's own connection dies between calls: the call goes through the pool."""
+    redis_backend.jobs_insert([new_job(1)])
+    admin = redis.Redis.from_url(redis_backend.options.client_url)
+    try:
+        admin.client_kill_filter(_id=_lane_client_id(redis_backend))
+    finally:
+        admin.close()
+    redis_backend.jobs_insert([new_job(2)])
+    reserved = redis_backend.jobs_reserve(["bulk"], 10, 30.0, "w", time.time())
+    assert sorted(j.id for j in reserved) == [new_job(1).id, new_job(2).id]
+
+
+def test_the_lane_reloads_scripts_after_a_script_flush(redis_backend: RedisBackend) -> None:
+    redis_backend.jobs_insert([new_job(1)])
+    redis_backend.client.script_flush()
+    redis_backend.jobs_insert([new_job(2)])
+    (stats,) = [s for s in redis_backend.queue_stats(1.0) if s.queue == "bulk"]
+    assert stats.available == 2
+
+
+def test_each_thread_has_its_own_lane_and_close_ends_them(redis_backend: RedisBackend) -> None:
+    lanes: list[Any] = []
+
+    def insert(n: int) -> None:
+        redis_backend.jobs_insert([new_job(n)])
+        lanes.append(redis_backend._lane())
+
+    threads = [threading.Thread(target=insert, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert len({id(lane.conn) for lane in lanes}) == 3
+    redis_backend.close()
+    assert all(not lane.conn.is_connected for lane in lanes)

@@ -86,9 +86,10 @@ def test_latency_slows_workers_down_and_nothing_else(
 def test_cut_connections_are_reopened(app: Conveyor, proxied: ChaosTarget,
                                       tmp_path: Path) -> None:
     connections = proxied.proxy.connections
-    fates = run(app, proxied, tmp_path, 600, "cut")
-    assert fates.troubled  # they noticed...
-    assert proxied.proxy.connections > connections + 2  # ...and connected again
+    run(app, proxied, tmp_path, 600, "cut")
+    # they connected again (whether a worker logs the cut depends on where it fell: a call
+    # that fails on its own connection is sent again through the pool, with backoff)
+    assert proxied.proxy.connections > connections + 2
 
 
 @pytest.mark.chaos
