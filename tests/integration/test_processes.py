@@ -64,10 +64,17 @@ def test_sigkill_mid_run_loses_nothing(app: Conveyor, sqlite_url: str, ledger: L
     assert app.backend.queue_stats(time.time()) == []
 
 
-def test_sigterm_lets_running_jobs_finish(app: Conveyor, sqlite_url: str, ledger: Ledger) -> None:
+# at --concurrency 1 a sync job runs on the worker's main thread: the same promises hold
+CONCURRENCY = pytest.mark.parametrize("concurrency", [1, 4])
+
+
+@CONCURRENCY
+def test_sigterm_lets_running_jobs_finish(app: Conveyor, sqlite_url: str, ledger: Ledger,
+                                          concurrency: int) -> None:
     dispatch(app, "slow", *[(i, 0.5) for i in range(12)])
-    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency", "4")
-    wait_until(lambda: len(ledger.count("start")) >= 4, what="jobs to start")
+    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
+                          str(concurrency))
+    wait_until(lambda: len(ledger.count("start")) >= concurrency, what="jobs to start")
     code, err = stop(worker, signal.SIGTERM)
     assert code == 0, err
     assert "stopping: signal SIGTERM" in err
@@ -81,12 +88,53 @@ def test_sigterm_lets_running_jobs_finish(app: Conveyor, sqlite_url: str, ledger
     assert all(attempt == 1 for _, _, attempt, _ in ledger.lines())
 
 
+def _released_unfinished(app: Conveyor, job_id: str, ledger: Ledger) -> None:
+    job = app.backend.jobs_get(job_id)
+    assert job is not None and job.attempts == 1 and not job.token
+    assert job.available_at <= time.time()  # released to run again now
+    assert ledger.count("done") == {}  # cut off mid-run
+
+
+@CONCURRENCY
+def test_a_job_running_past_the_grace_period_is_released(
+        app: Conveyor, sqlite_url: str, ledger: Ledger, concurrency: int) -> None:
+    (job_id,) = dispatch(app, "slow", (1, 60.0))
+    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
+                          str(concurrency), "--grace", "0.5", "--lease", "60")
+    wait_until(lambda: ledger.count("start") == {"1": 1}, what="the job to start")
+    code, err = stop(worker, signal.SIGTERM, timeout=20)
+    assert code == 0, err
+    assert "grace period over: releasing 1 running job(s)" in err
+    _released_unfinished(app, job_id, ledger)
+
+
+@CONCURRENCY
+def test_a_second_signal_releases_running_jobs_at_once(
+        app: Conveyor, sqlite_url: str, ledger: Ledger, concurrency: int) -> None:
+    (job_id,) = dispatch(app, "slow", (1, 60.0))
+    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
+                          str(concurrency), "--grace", "600", "--lease", "60")
+    wait_until(lambda: ledger.count("start") == {"1": 1}, what="the job to start")
+    worker.send_signal(signal.SIGTERM)
+    wait_until(lambda: _worker_state(app) == "stopping", what="the worker to stop taking jobs")
+    code, err = stop(worker, signal.SIGTERM, timeout=20)
+    assert code == 0, err
+    assert "second SIGTERM" in err
+    _released_unfinished(app, job_id, ledger)
+
+
+def _worker_state(app: Conveyor) -> str:
+    workers = app.backend.worker_list()
+    return workers[0].state if workers else ""
+
+
 def test_a_sleeping_job_past_its_timeout_is_retried_promptly(
         app: Conveyor, sqlite_url: str, ledger: Ledger) -> None:
     (job_id,) = dispatch(app, "sleeper", (1, 30.0))
     started = time.time()
+    # --concurrency 1: the job sleeps on the worker's main thread; the watchdog ends it
     first = run_conveyor(sqlite_url, ledger.path, "work", "--queue", "default",
-                         "--stop-when-empty", "--lease", "60")
+                         "--stop-when-empty", "--lease", "60", "--concurrency", "1")
     # the thread sleeping in C cannot be interrupted: the worker records the timeout and
     # exits for its supervisor to restart it, well before the 60 s lease would expire
     assert first.returncode == EXIT_STUCK, first.stderr

@@ -148,7 +148,8 @@ def test_retry_and_fail_control_flow(app: Conveyor) -> None:
     assert "Fail: address does not exist" in failed.exception
 
 
-def test_a_cpu_bound_job_is_stopped_at_its_timeout(app: Conveyor) -> None:
+@pytest.mark.parametrize("concurrency", [1, 2])  # 1: the job runs on the worker's thread
+def test_a_cpu_bound_job_is_stopped_at_its_timeout(app: Conveyor, concurrency: int) -> None:
     after: list[str] = []
 
     @app.job(timeout=0.3, tries=2, backoff=0)
@@ -162,7 +163,7 @@ def test_a_cpu_bound_job_is_stopped_at_its_timeout(app: Conveyor) -> None:
 
     job_id = spin.dispatch()
     later.dispatch()
-    worker = run_until_empty(app, concurrency=2)
+    worker = run_until_empty(app, concurrency=concurrency)
     failed = app.backend.failed_get(job_id)
     assert failed is not None and failed.attempts == 2
     assert "JobTimeout" in failed.exception and "timeout of 0.3s" in failed.exception

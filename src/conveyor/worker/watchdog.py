@@ -99,7 +99,8 @@ class Watchdog:
         with self._cond:
             self._stopped = True
             self._cond.notify()
-        self._thread.join(timeout=2)
+        if threading.current_thread() is not self._thread:  # a stuck job's exit runs here
+            self._thread.join(timeout=2)
 
     def _run(self) -> None:
         while True:
