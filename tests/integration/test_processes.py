@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -88,6 +89,15 @@ def test_sigterm_lets_running_jobs_finish(app: Conveyor, sqlite_url: str, ledger
     assert all(attempt == 1 for _, _, attempt, _ in ledger.lines())
 
 
+def _long_job_running(app: Conveyor, sqlite_url: str, ledger: Ledger, concurrency: int,
+                      grace: float) -> tuple[str, subprocess.Popen[str]]:
+    (job_id,) = dispatch(app, "slow", (1, 60.0))
+    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
+                          str(concurrency), "--grace", str(grace), "--lease", "60")
+    wait_until(lambda: ledger.count("start") == {"1": 1}, what="the job to start")
+    return job_id, worker
+
+
 def _released_unfinished(app: Conveyor, job_id: str, ledger: Ledger) -> None:
     job = app.backend.jobs_get(job_id)
     assert job is not None and job.attempts == 1 and not job.token
@@ -98,10 +108,7 @@ def _released_unfinished(app: Conveyor, job_id: str, ledger: Ledger) -> None:
 @CONCURRENCY
 def test_a_job_running_past_the_grace_period_is_released(
         app: Conveyor, sqlite_url: str, ledger: Ledger, concurrency: int) -> None:
-    (job_id,) = dispatch(app, "slow", (1, 60.0))
-    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
-                          str(concurrency), "--grace", "0.5", "--lease", "60")
-    wait_until(lambda: ledger.count("start") == {"1": 1}, what="the job to start")
+    job_id, worker = _long_job_running(app, sqlite_url, ledger, concurrency, grace=0.5)
     code, err = stop(worker, signal.SIGTERM, timeout=20)
     assert code == 0, err
     assert "grace period over: releasing 1 running job(s)" in err
@@ -111,10 +118,7 @@ def test_a_job_running_past_the_grace_period_is_released(
 @CONCURRENCY
 def test_a_second_signal_releases_running_jobs_at_once(
         app: Conveyor, sqlite_url: str, ledger: Ledger, concurrency: int) -> None:
-    (job_id,) = dispatch(app, "slow", (1, 60.0))
-    worker = start_worker(sqlite_url, ledger.path, "--queue", "default", "--concurrency",
-                          str(concurrency), "--grace", "600", "--lease", "60")
-    wait_until(lambda: ledger.count("start") == {"1": 1}, what="the job to start")
+    job_id, worker = _long_job_running(app, sqlite_url, ledger, concurrency, grace=600)
     worker.send_signal(signal.SIGTERM)
     wait_until(lambda: _worker_state(app) == "stopping", what="the worker to stop taking jobs")
     code, err = stop(worker, signal.SIGTERM, timeout=20)
