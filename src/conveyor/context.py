@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -31,7 +30,7 @@ class JobContext:
     batch_id: str | None = None
     progress_value: float | None = None
     progress_message: str = ""
-    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _stop_asked: bool = field(default=False, repr=False)
 
     def release(self, delay: float | None = None) -> NoReturn:
         """Put this job back to run again after ``delay`` seconds (counts as an attempt)."""
@@ -63,8 +62,14 @@ class JobContext:
 
     @property
     def stopping(self) -> bool:
-        """True once the worker asks running jobs to wind down (timeout or shutdown)."""
-        return self._cancel.is_set()
+        """True once the worker is stopping (a signal, ``--max-jobs``, a restart…): a long
+        job may check it, save its place and return (or ``release()``) before the grace
+        period runs out."""
+        return self._stop_asked
+
+    def ask_to_stop(self) -> None:
+        """Called by the worker, from any thread (one attribute write)."""
+        self._stop_asked = True
 
     def to_dict(self) -> dict[str, Any]:
         return {"id": self.id, "name": self.name, "queue": self.queue, "attempt": self.attempt,

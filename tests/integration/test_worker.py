@@ -170,6 +170,31 @@ def test_a_cpu_bound_job_is_stopped_at_its_timeout(app: Conveyor, concurrency: i
     assert after == ["ran"] and worker.exit_code == 0
 
 
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_running_job_sees_the_worker_stopping(app: Conveyor, concurrency: int) -> None:
+    started = threading.Event()
+    seen: list[bool] = []
+
+    @app.job
+    def long_running() -> None:
+        started.set()
+        give_up = time.monotonic() + 10
+        while not current_job().stopping and time.monotonic() < give_up:
+            threading.Event().wait(0.005)  # the job's own work between two checks
+        seen.append(current_job().stopping)
+
+    job_id = long_running.dispatch()
+    worker = Worker(app, WorkerOptions(queues=("default",), concurrency=concurrency,
+                                       sleep=0.05))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    assert started.wait(10)
+    worker.request_stop("test")
+    thread.join(10)
+    assert not thread.is_alive() and seen == [True]
+    assert app.backend.jobs_get(job_id) is None  # it returned: done
+
+
 def test_an_async_job_is_cancelled_at_its_timeout(app: Conveyor) -> None:
     cancelled = threading.Event()
 

@@ -9,6 +9,7 @@ conditional on the fencing token: a stale lease changes nothing and is not count
 from __future__ import annotations
 
 import abc
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ class Backend(abc.ABC):
         self.url = url
         self.table_prefix = table_prefix
 
-    @property
+    @functools.cached_property
     def display_url(self) -> str:
         """The URL with any password removed: safe for logs, the monitor and failed rows."""
         return redact_url(self.url)

@@ -145,6 +145,9 @@ class Worker(WorkerServices):
             self.stopped_mono = time.monotonic()
             self.stop_reason = reason
             self._beat_now.set()  # an early heartbeat: the worker's record says "stopping"
+            for execution in list(self.in_flight.values()):
+                if execution.ctx is not None:
+                    execution.ctx.ask_to_stop()
             self.log.info("worker %s stopping: %s", self.opts.name, reason,
                           extra={"fields": {"event": "worker_stopping", "reason": reason}})
             if self._inline:  # the main loop cannot time the grace while it runs a job
@@ -316,6 +319,8 @@ class Worker(WorkerServices):
     def _start(self, reserved: ReservedJob) -> None:
         execution = prepare(self.app, reserved, self.opts.defaults)
         self.in_flight[reserved.id] = execution
+        if self.stopping and execution.ctx is not None:  # reserved as the stop came
+            execution.ctx.ask_to_stop()
         if execution.error is not None or self._batch_cancelled(reserved):
             execution.skipped = execution.error is None
             self.inbox.put(("done", execution))

@@ -165,6 +165,8 @@ class RedisBackend(RedisBatches, RedisAdmin):
 
     def _transition_calls(self, script: str, items: Sequence[Any], head: tuple[Any, ...],
                           fields: Any) -> list[tuple[str, Sequence[str], tuple[Any, ...]]]:
+        if not items:
+            return []
         grouped = self._by_queue(items)
         calls: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
         for group in self.groups(list(grouped)):

@@ -28,7 +28,7 @@ from redis.retry import Retry
 
 from ...errors import StoreError, StoreUnavailable
 from ..base import Backend, Capabilities
-from .keys import Keys, checked, parse_redis_url
+from .keys import Keys, parse_redis_url
 from .scripts import Scripts
 
 _hiredis_pack: Callable[[tuple[Any, ...]], bytes] | None
@@ -168,7 +168,7 @@ class RedisBase(Backend):
 
     def groups(self, queues: Sequence[str]) -> list[list[str]]:
         """The queue lists of the script calls that cover ``queues``."""
-        unique = [checked(q) for q in dict.fromkeys(queues)]
+        unique = [self.keys.checked(q) for q in dict.fromkeys(queues)]
         if self.per_queue_calls:
             return [[q] for q in unique]
         return [unique] if unique else []

@@ -89,11 +89,20 @@ class Keys:
         self.metrics = g + "metrics"  # hash: minute|queue|name|worker -> JSON sample
         self.metrics_minutes = g + "metrics:minutes"  # zset: same fields, scored by minute
         self.schema = g + "schema"  # string: layout version
+        self._checked: dict[str, str] = {}  # names already validated (a hot-path lookup)
+
+    def checked(self, queue: str) -> str:
+        name = self._checked.get(queue)
+        if name is None:
+            name = checked(queue)
+            if len(self._checked) < 10_000:
+                self._checked[queue] = name
+        return name
 
     def queue(self, queue: str, suffix: str) -> str:
         """``wait`` (zset by available_at), ``run`` (zset by lease expiry), ``failed``
         (zset by failed_at), ``marker`` (list), ``paused`` (string)."""
-        return f"{self.prefix}:{{{checked(queue)}}}:{suffix}"
+        return f"{self.prefix}:{{{self.checked(queue)}}}:{suffix}"
 
     def job(self, queue: str, job_id: str) -> str:
         return f"{self.prefix}:{{{queue}}}:job:{job_id}"
