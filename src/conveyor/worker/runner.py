@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from ..app import Conveyor
 
 _STORE_RETRY_MAX = 5.0
+_OWN_WAIT_SLICE = 0.25  # an idle inline worker looks at its inbox (signals) this often
 
 
 @dataclass(slots=True)
@@ -126,9 +127,10 @@ class Worker(WorkerServices):
                       ",".join(self.opts.queues), self.opts.concurrency, self.app.display_url,
                       extra={"fields": {"event": "worker_started", "worker": self.opts.name}})
         threads = [threading.Thread(target=self._heartbeat_loop, name="conveyor-heartbeat",
-                                    daemon=True),
-                   threading.Thread(target=self._waiter_loop, name="conveyor-waiter",
                                     daemon=True)]
+        if not self._inline:  # inline, the main loop waits on the store itself
+            threads.append(threading.Thread(target=self._waiter_loop, name="conveyor-waiter",
+                                            daemon=True))
         for thread in threads:
             thread.start()
         try:
@@ -252,8 +254,13 @@ class Worker(WorkerServices):
             else:
                 timeout = 1.0
             events: list[tuple[Any, ...]] = []
-            with contextlib.suppress(queue.Empty):
-                events.append(self.inbox.get(timeout=timeout))
+            if self._inline and not self.in_flight and timeout is not None \
+                    and not self.stopping:
+                if self._wait_here(timeout):
+                    events.append(_WAKE)
+            else:
+                with contextlib.suppress(queue.Empty):
+                    events.append(self.inbox.get(timeout=timeout))
             while True:
                 try:
                     events.append(self.inbox.get_nowait())
@@ -273,6 +280,25 @@ class Worker(WorkerServices):
                     0.9, 1.1) if opts.sleep > 0 else 0.0)
             fetch = bool(finished) or woken or not events
             self._check_restart()
+
+    def _wait_here(self, timeout: float) -> bool:
+        """Idle at concurrency 1: wait on the store on this thread (a waiter thread would
+        cost a hand-off per wake-up), in slices so that a stop request is seen. True when
+        the store announced jobs."""
+        deadline = time.monotonic() + timeout
+        queues = list(self.opts.queues)
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            try:
+                if self.backend.wait_for_jobs(queues, min(left, _OWN_WAIT_SLICE)):
+                    return True
+            except ConveyorError as exc:
+                self._store_trouble("wait", exc)
+                return False
+            if not self.inbox.empty():  # a signal's stop request
+                return False
 
     def _queue_order(self) -> Sequence[str]:
         weights = self.opts.weights
@@ -341,6 +367,8 @@ class Worker(WorkerServices):
             self._running_inline = execution
             try:
                 self._run_sync(execution, watch)
+            except JobTimeout:  # the watchdog's, landing after the outcome was recorded
+                pass
             finally:
                 self._running_inline = None
         else:
