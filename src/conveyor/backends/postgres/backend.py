@@ -124,13 +124,20 @@ class PostgresBackend(PostgresBatches, Backend):
     def jobs_insert(self, records: Sequence[NewJob], *, connection: Any = None) -> None:
         if not records:
             return
-        columns = (
-            [r.id for r in records], [r.queue for r in records], [r.name for r in records],
-            [r.payload for r in records], [r.max_tries for r in records],
-            [r.available_at for r in records], [r.created_at for r in records],
-            [r.batch_id for r in records],
-        )
-        sql = self.sql["insert"]
+        columns: tuple[Any, ...]
+        if len(records) == 1:
+            (r,) = records
+            sql = self.sql["insert_one"]
+            columns = (r.id, r.queue, r.name, r.payload, r.max_tries, r.available_at,
+                       r.created_at, r.batch_id)
+        else:
+            sql = self.sql["insert"]
+            columns = (
+                [r.id for r in records], [r.queue for r in records], [r.name for r in records],
+                [r.payload for r in records], [r.max_tries for r in records],
+                [r.available_at for r in records], [r.created_at for r in records],
+                [r.batch_id for r in records],
+            )
         if connection is not None:
             # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
             cursor = self._caller_cursor(connection)
