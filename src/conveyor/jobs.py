@@ -155,6 +155,9 @@ class JobDefinition(Generic[P, R]):
         except (TypeError, ValueError):
             self.signature = None
         self._hints: dict[str, Any] | None = None
+        # whether arguments bind depends only on their shape (how many positional, which
+        # keywords), never on their values: a shape that bound once is not checked again
+        self._bound_shapes: set[tuple[int, frozenset[str]]] = set()
         self.__doc__ = func.__doc__
         self.__name__ = getattr(func, "__name__", self.name)
 
@@ -199,6 +202,9 @@ class JobDefinition(Generic[P, R]):
         """Fail at dispatch, not on a worker, when arguments cannot bind."""
         if self.signature is None:
             return
+        shape = (len(args), frozenset(kwargs))
+        if shape in self._bound_shapes:
+            return
         try:
             if self.context:
                 self.signature.bind(None, *args, **kwargs)
@@ -208,6 +214,8 @@ class JobDefinition(Generic[P, R]):
             raise BadArguments(
                 f"job {self.name}: arguments do not match {self.func.__qualname__}"
                 f"{self.signature}: {exc}") from None
+        if len(self._bound_shapes) < 256:
+            self._bound_shapes.add(shape)
 
     def type_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if "type" in kwargs:

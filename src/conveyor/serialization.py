@@ -36,8 +36,13 @@ FORMAT_VERSION = 1
 
 
 def _encode_value(value: Any) -> Any:
-    if value is None or isinstance(value, bool | int | float | str):
+    if value is None or isinstance(value, bool | int | str):
         return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        raise SerializationError(
+            f"arguments are not valid JSON: {value!r} (JSON has no NaN or infinity)")
     if isinstance(value, list | tuple):
         return [_encode_value(v) for v in value]
     if isinstance(value, Mapping):
@@ -136,10 +141,11 @@ def _finite(document: Any) -> bool:
     return True
 
 
-def _dumps(document: Mapping[str, Any]) -> str:
+def _dumps(document: Mapping[str, Any], *, finite: bool = False) -> str:
     """Compact UTF-8 JSON; orjson when installed (the ``fast`` extra), else the stdlib.
-    Both produce the same values; orjson takes a third of the time on typical payloads."""
-    if _orjson is not None and _finite(document):
+    Both produce the same values; orjson takes a third of the time on typical payloads.
+    ``finite``: the caller has already refused NaN and infinity."""
+    if _orjson is not None and (finite or _finite(document)):
         try:
             return str(_orjson.dumps(document).decode("utf-8"))
         except TypeError:  # orjson.JSONEncodeError: integers past 64 bits, lone surrogates
@@ -177,12 +183,12 @@ def encode_payload(
     document = {
         "v": FORMAT_VERSION,
         "job": job,
-        "args": _encode_value(list(args)),
+        "args": _encode_value(list(args)),  # refuses NaN and infinity on its way
         "kwargs": _encode_value(dict(kwargs)),
         "meta": dict(meta),
     }
     try:
-        text = _dumps(document)
+        text = _dumps(document, finite=_finite(document["meta"]))
     except ValueError as exc:
         raise SerializationError(f"job {job!r}: arguments are not valid JSON: {exc}") from exc
     _check_size(job, text, max_bytes)

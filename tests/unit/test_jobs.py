@@ -58,6 +58,19 @@ def test_routing_rules_by_type_argument(app: Conveyor) -> None:
     assert app.backend.jobs_get(explicit).queue == "emails"  # type: ignore[union-attr]
 
 
+def test_arguments_are_checked_by_shape_every_time(app: Conveyor) -> None:
+    @app.job
+    def job(a: int, b: int = 0, *, c: int = 0) -> None: ...
+
+    job.dispatch(1)
+    job.dispatch(1, c=2)
+    for args, kwargs in [((1, 2, 3), {}), ((), {}), ((1,), {"d": 4}), ((1,), {"a": 1}),
+                         ((1, 2), {"b": 3})]:
+        with pytest.raises(BadArguments, match="arguments do not match"):
+            job.dispatch(*args, **kwargs)
+    job.dispatch(5)  # a shape that bound before still binds
+
+
 def test_bad_dispatches_are_clear_errors(app: Conveyor) -> None:
     @app.job
     def job(a: int) -> None: ...
