@@ -42,6 +42,7 @@ if TYPE_CHECKING:
 
 _STORE_RETRY_MAX = 5.0
 _OWN_WAIT_SLICE = 0.25  # an idle inline worker looks at its inbox (signals) this often
+_MEMORY_EVERY = 0.1  # seconds between two reads of the RSS for --memory (a syscall each)
 
 
 @dataclass(slots=True)
@@ -75,6 +76,7 @@ class Worker(WorkerServices):
         self.failed = 0
         self.started_at = app.clock()
         self.memory = MemoryGauge()
+        self._memory_due = 0.0  # the first job's end reads it
         self.started_mono = time.monotonic()
         self._pool = ThreadPoolExecutor(max_workers=options.concurrency,
                                         thread_name_prefix="conveyor-job")
@@ -523,7 +525,8 @@ class Worker(WorkerServices):
             self.request_stop(f"--max-jobs {opts.max_jobs} reached")
         if opts.max_time and time.monotonic() - self.started_mono >= opts.max_time:
             self.request_stop(f"--max-time {opts.max_time:g}s reached")
-        if opts.memory_mb:
+        if opts.memory_mb and time.monotonic() >= self._memory_due:
+            self._memory_due = time.monotonic() + _MEMORY_EVERY
             rss = self.memory.mb()
             if rss > opts.memory_mb:
                 self.request_stop(f"--memory {opts.memory_mb} MB exceeded ({rss:.0f} MB)")

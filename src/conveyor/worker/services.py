@@ -26,7 +26,7 @@ _WAKE = ("wake",)
 
 class MemoryGauge:
     """Resident memory of this process: one ``pread`` of ``/proc/self/statm`` on Linux (read
-    after every job when ``--memory`` is set), getrusage's peak elsewhere."""
+    at most every 0.1 s, after a job, when ``--memory`` is set), getrusage's peak elsewhere."""
 
     def __init__(self) -> None:
         self._fd = -1
