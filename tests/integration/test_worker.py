@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Sequence
 
 import pytest
 
@@ -193,6 +194,27 @@ def test_a_running_job_sees_the_worker_stopping(app: Conveyor, concurrency: int)
     thread.join(10)
     assert not thread.is_alive() and seen == [True]
     assert app.backend.jobs_get(job_id) is None  # it returned: done
+
+
+def test_an_idle_worker_waits_out_a_failing_store_instead_of_spinning(
+        app: Conveyor, sqlite_url: str) -> None:
+    """At --concurrency 1 the main loop waits on the store itself: a wait that fails is
+    logged and waited out, as the waiter thread does, never retried in a tight loop."""
+    from conveyor.backends.sqlite.backend import SQLiteBackend
+    from conveyor.errors import StoreUnavailable
+
+    calls: list[float] = []
+
+    class WaitFails(SQLiteBackend):
+        def wait_for_jobs(self, queues: Sequence[str], timeout: float) -> bool:
+            calls.append(timeout)
+            raise StoreUnavailable("the wait cannot reach the store")
+
+    app._backend = WaitFails(sqlite_url)
+    worker = Worker(app, WorkerOptions(queues=("default",), concurrency=1, sleep=0.2,
+                                       max_time=1.0))
+    assert worker.run() == 0
+    assert 1 <= len(calls) <= 15, len(calls)  # about one a poll period, not thousands
 
 
 def test_an_async_job_is_cancelled_at_its_timeout(app: Conveyor) -> None:

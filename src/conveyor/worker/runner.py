@@ -258,8 +258,7 @@ class Worker(WorkerServices):
             events: list[tuple[Any, ...]] = []
             if self._inline and not self.in_flight and timeout is not None \
                     and not self.stopping:
-                if self._wait_here(timeout):
-                    events.append(_WAKE)
+                events.extend(self._wait_here(timeout))
             else:
                 with contextlib.suppress(queue.Empty):
                     events.append(self.inbox.get(timeout=timeout))
@@ -283,24 +282,27 @@ class Worker(WorkerServices):
             fetch = bool(finished) or woken or not events
             self._check_restart()
 
-    def _wait_here(self, timeout: float) -> bool:
+    def _wait_here(self, timeout: float) -> list[tuple[Any, ...]]:
         """Idle at concurrency 1: wait on the store on this thread (a waiter thread would
-        cost a hand-off per wake-up), in slices so that a stop request is seen. True when
-        the store announced jobs."""
+        cost a hand-off per wake-up), in slices so that a stop request is seen. Returns
+        [_WAKE] when the store announced jobs; a store that fails is waited out on the
+        inbox, as the waiter thread would, and what arrived there is returned."""
         deadline = time.monotonic() + timeout
         queues = list(self.opts.queues)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return []
             try:
                 if self.backend.wait_for_jobs(queues, min(left, _OWN_WAIT_SLICE)):
-                    return True
+                    return [_WAKE]
             except ConveyorError as exc:
                 self._store_trouble("wait", exc)
-                return False
+                with contextlib.suppress(queue.Empty):
+                    return [self.inbox.get(timeout=max(0.0, deadline - time.monotonic()))]
+                return []
             if not self.inbox.empty():  # a signal's stop request
-                return False
+                return []
 
     def _queue_order(self) -> Sequence[str]:
         weights = self.opts.weights
