@@ -9,7 +9,9 @@ store protocol in this process: ``--ops`` single dispatches, and ``--ops`` round
 "reserve 1 + complete it" and of "reserve 8 + complete them" (the worker's two hot
 calls). Flat is the target: cost at the largest backlog within 1.5x of the empty one.
 ``--memory-jobs`` then drains that many no-op jobs with one real ``conveyor work``
-process (concurrency 8) and samples its resident memory as it goes.
+process (concurrency 8) and samples its resident memory as it goes; on a PostgreSQL
+server with autovacuum off it vacuums the jobs table every 20 s meanwhile, as autovacuum
+would (without it the drain slows tenfold, see docs/postgres.md).
 """
 
 from __future__ import annotations
@@ -107,6 +109,25 @@ def scaling(store: str, backlogs: list[int], scheduled: int, ops: int) -> list[d
     return rows
 
 
+VACUUM_EVERY = 20.0
+
+
+def _vacuum_standing_in_for_autovacuum(app: Conveyor) -> Any:
+    """On a PostgreSQL server with autovacuum off (the development machine's), a function
+    that vacuums the jobs table, called every VACUUM_EVERY seconds as autovacuum would;
+    without it a million-job drain slows tenfold (see docs/postgres.md). None elsewhere."""
+    if "autovacuum is off" not in " ".join(app.backend.store_risks()):
+        return None
+    table = app.backend.t["jobs"]  # type: ignore[attr-defined]
+    print(f"  autovacuum is off on this server: VACUUM {table} every {VACUUM_EVERY:g} s")
+
+    def vacuum() -> None:
+        app.backend.pool.run(lambda c: c.execute(f"VACUUM {table}"))  # type: ignore[attr-defined]
+
+    vacuum()  # the dead rows of the previous measurements
+    return vacuum
+
+
 def memory(store: str, jobs: int) -> dict[str, Any]:
     """Drain ``jobs`` no-op jobs with one worker; RSS after 10% of them and at the end."""
     app = Conveyor(store_url(store), table_prefix=PREFIX)
@@ -117,12 +138,17 @@ def memory(store: str, jobs: int) -> dict[str, Any]:
     fill(app, job, jobs)
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-scale-"))
     record = tmp / "records.bin"
+    vacuum = _vacuum_standing_in_for_autovacuum(app)
     worker = start_worker(store_url(store), PREFIX, QUEUE, 8, record, burst=True)
     samples: list[tuple[int, float]] = []
+    last_vacuum = time.monotonic()
     try:
         while worker.alive():
             samples.append((record_count(record), rss_mb(worker.pid)))
             time.sleep(0.5)
+            if vacuum is not None and time.monotonic() - last_vacuum >= VACUUM_EVERY:
+                vacuum()
+                last_vacuum = time.monotonic()
     finally:
         stop_workers([worker])
         app.close()

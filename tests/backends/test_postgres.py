@@ -228,3 +228,21 @@ def test_claim_over_several_queues_reads_the_ready_index(url: str) -> None:
         assert "LockRows" in plan and "Limit" in plan
     finally:
         backend.close()
+
+
+def test_the_jobs_table_is_vacuumed_early_and_autovacuum_off_is_a_risk(url: str) -> None:
+    backend = open_backend(url)
+    try:
+        backend.migrate()
+        jobs = backend.t["jobs"]  # type: ignore[attr-defined]
+        with psycopg.connect(PG_BASE, autocommit=True) as conn:
+            (options,) = conn.execute("SELECT reloptions FROM pg_class WHERE oid = %s::regclass",
+                                      (jobs,)).fetchone()
+            (autovacuum,) = conn.execute("SHOW autovacuum").fetchone()
+        assert "autovacuum_vacuum_scale_factor=0.01" in options
+        flagged = [r for r in backend.store_risks() if r.startswith("autovacuum is off")]
+        # this machine's server may run either way: the risk is reported exactly when it is
+        assert bool(flagged) == (autovacuum == "off")
+        assert all(f"VACUUM {jobs}" in r for r in flagged)
+    finally:
+        backend.close()

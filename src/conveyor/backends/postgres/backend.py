@@ -33,6 +33,7 @@ from ..migrations import load_migrations
 from .batches import PostgresBatches
 from .connection import Conn, Listener, Pool, translate
 from .options import parse_postgres_url, store_label
+from .risks import store_risks
 from .statements import Statements
 
 _FAILED_COLUMNS = "uuid, connection, queue, name, payload, exception, failed_at, attempts"
@@ -328,6 +329,9 @@ class PostgresBackend(PostgresBatches, Backend):
                 conn.execute("SELECT pg_notify(%s, %s)", (self.channel, queue))
 
         self.pool.run(resume)
+
+    def store_risks(self) -> list[str]:
+        return self.pool.run(lambda c: store_risks(c, self.t["jobs"]))
 
     def queues_paused(self) -> set[str]:
         rows = self.pool.run(lambda c: c.execute(
