@@ -98,6 +98,13 @@ def read_until(fd: int, needle: bytes, deadline: float) -> bytes:
     return seen
 
 
+def _ctrl_c_enabled() -> None:
+    """In the child: SIGINT as a terminal gives it. A test run started in the background
+    (``cmd &`` in a script) inherits SIGINT ignored, and Python then installs no
+    KeyboardInterrupt handler, so Ctrl-C could not be simulated."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_watch_renders_and_exits_on_sigint(shop: tuple[Conveyor, dict[str, str]]) -> None:
     app, env = shop
     app.registry["shopapp.send"].dispatch(1)
@@ -105,7 +112,8 @@ def test_watch_renders_and_exits_on_sigint(shop: tuple[Conveyor, dict[str, str]]
     master, slave = pty.openpty()
     proc = subprocess.Popen([sys.executable, "-m", "conveyor", "monitor", "--watch",
                              "--interval", "0.2"], env=env | {"COLUMNS": "160"},
-                            stdin=slave, stdout=slave, stderr=slave, close_fds=True)
+                            stdin=slave, stdout=slave, stderr=slave, close_fds=True,
+                            preexec_fn=_ctrl_c_enabled)
     os.close(slave)
     try:
         out = read_until(master, b"emails", time.monotonic() + 30)
@@ -123,7 +131,8 @@ def test_watch_json_lines_until_sigint(shop: tuple[Conveyor, dict[str, str]]) ->
     _app, env = shop
     proc = subprocess.Popen([sys.executable, "-m", "conveyor", "monitor", "--workers",
                              "--watch", "--json", "--interval", "0.2"], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_ctrl_c_enabled)
     try:
         assert proc.stdout is not None
         assert json.loads(proc.stdout.readline()) == []
