@@ -162,7 +162,7 @@ class RedisBase(Backend):
 
     def _evalsha(self, script: str, queues: Sequence[str], args: tuple[Any, ...]
                  ) -> tuple[Any, ...]:
-        keys = [self.keys.queue(q, "wait") for q in queues] or [self.keys.metrics]
+        keys = self.scripts.keys_of(queues)
         return ("EVALSHA", self.scripts.sha(script), len(keys), *keys, self.keys.prefix,
                 len(queues), *queues, *args)
 
@@ -196,7 +196,7 @@ class RedisBase(Backend):
                 for name, args in commands:
                     pipe.execute_command(name, *args)  # type: ignore[no-untyped-call]
                 for script, queues, args in calls:
-                    keys = [self.keys.queue(q, "wait") for q in queues] or [self.keys.metrics]
+                    keys = self.scripts.keys_of(queues)
                     pipe.evalsha(self.scripts.sha(script), len(keys), *keys,
                                  self.keys.prefix, len(queues), *queues, *args)
                 results = pipe.execute(raise_on_error=False)[len(commands):]

@@ -34,9 +34,12 @@ class Scripts:
         }
 
     def run(self, name: str, queues: Sequence[str], *args: Any) -> Any:
-        keys = [self.keys.queue(q, "wait") for q in queues] or [self.keys.metrics]
-        return self._scripts[name](keys=keys, args=(self.keys.prefix, len(queues), *queues,
-                                                    *args))
+        return self._scripts[name](keys=self.keys_of(queues),
+                                   args=(self.keys.prefix, len(queues), *queues, *args))
+
+    def keys_of(self, queues: Sequence[str]) -> list[str]:
+        """A call's KEYS: each queue's wait key (they route a Cluster call to its slot)."""
+        return [self.keys.queue(q, "wait") for q in queues] or [self.keys.metrics]
 
     def sha(self, name: str) -> str:
         return str(self._scripts[name].sha)
