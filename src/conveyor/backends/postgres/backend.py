@@ -30,7 +30,7 @@ from ...records import (
 )
 from ..base import Backend, Capabilities
 from ..migrations import load_migrations
-from .batches import PostgresBatches
+from .batches import PostgresBatches, job_columns
 from .connection import Conn, Listener, Pool, translate
 from .options import parse_postgres_url, store_label
 from .risks import store_risks
@@ -133,12 +133,7 @@ class PostgresBackend(PostgresBatches, Backend):
                        r.created_at, r.batch_id)
         else:
             sql = self.sql["insert"]
-            columns = (
-                [r.id for r in records], [r.queue for r in records], [r.name for r in records],
-                [r.payload for r in records], [r.max_tries for r in records],
-                [r.available_at for r in records], [r.created_at for r in records],
-                [r.batch_id for r in records],
-            )
+            columns = job_columns(records)
         if connection is not None:
             # the caller's open transaction: the job (and its NOTIFY) exists iff it commits
             cursor = self._caller_cursor(connection)

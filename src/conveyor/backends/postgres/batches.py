@@ -33,7 +33,8 @@ def _record(row: Sequence[Any]) -> BatchRecord:
         finished_at=row[9])
 
 
-def _job_columns(records: Sequence[NewJob]) -> tuple[list[Any], ...]:
+def job_columns(records: Sequence[NewJob]) -> tuple[list[Any], ...]:
+    """The eight arrays of the job-insert statements (``insert``, ``insert_once``)."""
     return ([r.id for r in records], [r.queue for r in records], [r.name for r in records],
             [r.payload for r in records], [r.max_tries for r in records],
             [r.available_at for r in records], [r.created_at for r in records],
@@ -70,7 +71,7 @@ class PostgresBatches:
         for start in range(0, len(records), _CHUNK):
             chunk = records[start:start + _CHUNK]
             # NULL: the transaction is already durable (_in_transaction)
-            conn.execute(self.sql["insert"], (*_job_columns(chunk), None, self.channel))
+            conn.execute(self.sql["insert"], (*job_columns(chunk), None, self.channel))
 
     def _in_transaction(self, fn: Callable[[Conn], T]) -> T:
         """``fn`` in one durable transaction; never retried (it inserts jobs)."""
@@ -155,7 +156,7 @@ class PostgresBatches:
         return int(row[0]) if row else 0
 
     def jobs_insert_once(self, key: str, records: Sequence[NewJob], now: float) -> bool:
-        params = (key, now, *_job_columns(records), self.channel)
+        params = (key, now, *job_columns(records), self.channel)
         row = self.pool.run_durable(lambda c: c.execute(self._bsql["insert_once"], params),
                                     retry=False).fetchone()
         return bool(row and row[0])

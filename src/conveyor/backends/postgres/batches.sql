@@ -117,8 +117,8 @@ WITH k AS (
     INSERT INTO {keys} (key, created_at) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1
 ), ins AS (
     INSERT INTO {jobs} (id, queue, name, payload, max_tries, available_at, created_at, batch_id)
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::int[],
-                         %s::float8[], %s::float8[], %s::text[])
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::int[],
+                         %b::float8[], %b::float8[], %b::text[])  -- binary, as in insert
     WHERE EXISTS (SELECT 1 FROM k)
     RETURNING queue
 ), n AS (
