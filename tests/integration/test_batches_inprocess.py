@@ -145,8 +145,9 @@ def test_job_lost_with_its_worker_counts_as_failed(app: Conveyor, tmp_path: Path
     work, record = app.get_job("bt.work"), app.get_job("bt.record")
     batch_id = (app.batch([work.prepare(1), work.prepare(2)]).allow_failures()
                 .catch(record.prepare("catch")).finally_(record.prepare("finally")).dispatch())
-    # a worker that reserved job 1 and died: its lease expired long ago, and tries=1
-    (lost,) = app.backend.jobs_reserve(["default"], 1, 0.001, "dead", time.time())
+    # a worker that reserved job 1 and died (tries=1); the clock moves a minute on, past its lease
+    (lost,) = app.backend.jobs_reserve(["default"], 1, 1.0, "dead", time.time())
+    app.clock = lambda: time.time() + 60
     run_until_empty(app)
     batch = app.find_batch(batch_id)
     assert batch is not None and batch.failed_job_ids == [lost.id] and batch.finished
