@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -16,7 +16,7 @@ from .errors import BadArguments, ConfigurationError
 from .records import NewJob
 from .retry import Backoff, parse_backoff
 from .routing import queue_name, validate_priority, validate_queue
-from .serialization import encode_payload, type_hints
+from .serialization import bind_arguments, encode_payload, type_hints
 
 if TYPE_CHECKING:
     from .app import Conveyor
@@ -216,6 +216,21 @@ class JobDefinition(Generic[P, R]):
                 f"{self.signature}: {exc}") from None
         if len(self._bound_shapes) < 256:
             self._bound_shapes.add(shape)
+
+    def call_arguments(self, args: Sequence[Any], kwargs: dict[str, Any],
+                       ctx: Any = None) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """What a worker calls the function with: the decoded arguments bound, and values
+        rebuilt from the annotations (dataclasses, models; BadArguments when they cannot).
+        Only a list or dict can need rebuilding, so arguments of a shape that bound before
+        and without such values go through as they are."""
+        full = (ctx, *args) if self.context else tuple(args)
+        if (len(args), frozenset(kwargs)) in self._bound_shapes and not any(
+                isinstance(v, list | dict) for v in (*args, *kwargs.values())):
+            return full, kwargs
+        bound = bind_arguments(self.func, list(full), kwargs, self.signature, self.hints)
+        if self.signature is not None and len(self._bound_shapes) < 256:
+            self._bound_shapes.add((len(args), frozenset(kwargs)))
+        return bound.args, bound.kwargs
 
     def type_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
         if "type" in kwargs:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
@@ -7,6 +8,11 @@ import pytest
 from conveyor import BadArguments, ConfigurationError, Conveyor, PayloadTooLarge, current_job
 from conveyor.errors import ConveyorError
 from conveyor.serialization import decode_payload
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
 
 
 @pytest.fixture
@@ -69,6 +75,35 @@ def test_arguments_are_checked_by_shape_every_time(app: Conveyor) -> None:
         with pytest.raises(BadArguments, match="arguments do not match"):
             job.dispatch(*args, **kwargs)
     job.dispatch(5)  # a shape that bound before still binds
+
+
+def test_call_arguments_rebuild_values_even_for_a_shape_seen_before(app: Conveyor) -> None:
+    @app.job
+    def job(p: Point | None, n: int = 0) -> tuple[object, int]:
+        return p, n
+
+    definition = app.get_job(job.name)
+
+    def called(args: list[object], kwargs: dict[str, object]) -> object:
+        call_args, call_kwargs = definition.call_arguments(args, kwargs)
+        return definition.func(*call_args, **call_kwargs)
+
+    assert called([3], {}) == (3, 0)
+    assert called([3], {}) == (3, 0)  # the shape is known now: passed as it came
+    assert called([{"x": 1}], {}) == (Point(1), 0)  # a dict is still rebuilt
+    assert called([4], {"n": 2}) == called([4], {"n": 2}) == (4, 2)
+    assert called([{"x": 5}], {"n": 2}) == (Point(5), 2)
+    with pytest.raises(BadArguments, match="arguments do not match"):
+        definition.call_arguments([1, 2, 3], {})
+    with pytest.raises(BadArguments, match="arguments do not match"):
+        definition.call_arguments([], {"q": 1})
+
+    @app.job(context=True)
+    def with_context(ctx: object, a: int) -> None: ...
+
+    marker = object()
+    for _ in range(2):
+        assert app.get_job(with_context.name).call_arguments([1], {}, marker) == ((marker, 1), {})
 
 
 def test_bad_dispatches_are_clear_errors(app: Conveyor) -> None:

@@ -20,7 +20,7 @@ from ..errors import (
 )
 from ..records import Failure, Lease, Release, ReservedJob
 from ..retry import Decision
-from ..serialization import Payload, bind_arguments, decode_payload
+from ..serialization import Payload, decode_payload
 from .policy import JobPolicy, WorkerDefaults, decide, resolve_policy
 
 if TYPE_CHECKING:
@@ -77,14 +77,12 @@ def prepare(app: Conveyor, reserved: ReservedJob, defaults: WorkerDefaults) -> E
                      attempt=reserved.attempts, tries=policy.tries,
                      batch_id=reserved.batch_id or _callback_of(payload.meta))
     execution.ctx = ctx
-    args = [ctx, *payload.args] if job.context else payload.args
     try:
-        bound = bind_arguments(job.func, args, payload.kwargs, job.signature, job.hints)
+        execution.call_args, execution.call_kwargs = job.call_arguments(
+            payload.args, payload.kwargs, ctx)
     except BadArguments as exc:
         execution.record_error(exc)
         execution.permanent = True
-        return execution
-    execution.call_args, execution.call_kwargs = bound.args, bound.kwargs
     return execution
 
 
