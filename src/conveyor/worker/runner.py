@@ -23,7 +23,6 @@ import sys
 import threading
 import time
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +34,7 @@ from .followups import Ended, Followups, ended
 from .logs import LOGGER, log_job
 from .options import EXIT_OK, EXIT_STUCK, WorkerOptions
 from .services import _WAKE, MemoryGauge, WorkerServices
+from .threads import JobThreads
 from .watchdog import Watch, Watchdog
 
 if TYPE_CHECKING:
@@ -78,8 +78,7 @@ class Worker(WorkerServices):
         self.memory = MemoryGauge()
         self._memory_due = 0.0  # the first job's end reads it
         self.started_mono = time.monotonic()
-        self._pool = ThreadPoolExecutor(max_workers=options.concurrency,
-                                        thread_name_prefix="conveyor-job")
+        self._threads = JobThreads(options.concurrency)
         self._inline = options.concurrency == 1
         self._running_inline: Execution | None = None
         self._grace_timer: threading.Timer | None = None
@@ -199,7 +198,7 @@ class Worker(WorkerServices):
         self._closing.set()
         self._idle.set()
         self._watchdog.stop()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._threads.shutdown()
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
         self.metrics.stop()
@@ -376,7 +375,7 @@ class Worker(WorkerServices):
             finally:
                 self._running_inline = None
         else:
-            self._pool.submit(self._run_sync, execution, watch)
+            self._threads.submit(self._run_sync, execution, watch)
 
     def _batch_cancelled(self, reserved: ReservedJob) -> bool:
         try:
