@@ -90,7 +90,7 @@ class Workers:
 
     def _sample(self) -> None:
         psutil = self._psutil
-        while not self._stop.wait(0.02):
+        while not self._stop.wait(0.1):
             for proc in self.procs:
                 try:
                     parent = psutil.Process(proc.pid)

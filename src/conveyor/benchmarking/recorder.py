@@ -93,5 +93,5 @@ def wait_for_records(path: Path, count: int, deadline: float, alive: object = No
             return True
         if callable(alive) and not alive():
             return record_count(path) >= count
-        time.sleep(0.005)
+        time.sleep(0.02)
     return False
