@@ -11,7 +11,9 @@ calls). Flat is the target: cost at the largest backlog within 1.5x of the empty
 ``--memory-jobs`` then drains that many no-op jobs with one real ``conveyor work``
 process (concurrency 8) and samples its resident memory as it goes; on a PostgreSQL
 server with autovacuum off it vacuums the jobs table every 20 s meanwhile, as autovacuum
-would (without it the drain slows tenfold, see docs/postgres.md).
+would (without it the drain slows tenfold, see docs/postgres.md). ``--processes`` then
+drains ``--process-jobs`` no-op jobs with 1, 2 and 4 ``conveyor work`` processes
+(concurrency 8 each), medians of ``--process-runs`` runs: throughput as workers are added.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +36,7 @@ from peers.conveyor_peer import store_url as bench_store_url  # noqa: E402
 
 from conveyor import Conveyor  # noqa: E402
 from conveyor.benchmarking.jobs import NOOP, register  # noqa: E402
+from conveyor.benchmarking.measure import Bench, BenchConfig  # noqa: E402
 from conveyor.benchmarking.procs import rss_mb, start_worker, stop_workers  # noqa: E402
 from conveyor.benchmarking.recorder import record_count  # noqa: E402
 
@@ -160,6 +164,30 @@ def memory(store: str, jobs: int) -> dict[str, Any]:
             "ran": record_count(record)}
 
 
+def processes(store: str, counts: list[int], jobs: int, runs: int) -> list[dict[str, Any]]:
+    """Drain rate with 1, 2, 4 … worker processes at concurrency 8, median of ``runs``."""
+    bench = Bench(BenchConfig(url=store_url(store), prefix=PREFIX, queue=QUEUE))
+    rows = []
+    try:
+        bench.app.backend.migrate()
+        bench.clean()
+        vacuum = _vacuum_standing_in_for_autovacuum(bench.app)
+        for count in counts:
+            rates = []
+            for _ in range(runs):
+                if vacuum is not None:
+                    vacuum()
+                bench.fill(jobs)
+                rates.append(bench.drain(count, 8, jobs).rate)
+                bench.clean()
+            rows.append({"store": store, "processes": count, "jobs": jobs,
+                         "rate": statistics.median(rates), "runs": rates})
+            print("   " + json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    finally:
+        bench.close()
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -168,27 +196,44 @@ def main() -> None:
     parser.add_argument("--scheduled", type=int, default=100_000)
     parser.add_argument("--ops", type=int, default=1000)
     parser.add_argument("--memory-jobs", type=int, default=200_000)
+    parser.add_argument("--processes", default="1,2,4",
+                        help="worker process counts for the throughput curve ('' skips it)")
+    parser.add_argument("--process-jobs", type=int, default=20_000)
+    parser.add_argument("--process-runs", type=int, default=3)
     args = parser.parse_args()
     WORK_DIR.mkdir(exist_ok=True)
     stamp = time.strftime("%Y-%m-%dT%H%M%SZ", time.gmtime())
     rows: list[dict[str, Any]] = []
     mem: list[dict[str, Any]] = []
+    procs: list[dict[str, Any]] = []
+    counts = [int(p) for p in args.processes.split(",") if p]
     for store in filter(None, args.stores.split(",")):
-        rows += scaling(store, [int(b) for b in args.backlogs.split(",")], args.scheduled,
-                        args.ops)
+        if args.backlogs:
+            rows += scaling(store, [int(b) for b in args.backlogs.split(",")],
+                            args.scheduled, args.ops)
+        if counts:
+            procs += processes(store, counts, args.process_jobs, args.process_runs)
         if args.memory_jobs:
             mem.append(memory(store, args.memory_jobs))
             print("   " + json.dumps(mem[-1]), file=sys.stderr, flush=True)
     command = " ".join(["benchmarks/scaling.py", *sys.argv[1:]])
-    lines = [f"# Scaling {stamp}", "", f"Command: `{command}`",
-             "", f"Per-job cost in µs through the store protocol, {args.ops} operations each, "
-             f"with {args.scheduled:,} jobs scheduled for later in the same queue.", "",
-             "| store | waiting | dispatch µs | reserve 1 + complete µs | "
-             "reserve 8 + complete µs/job |", "|---|---:|---:|---:|---:|"]
+    lines = [f"# Scaling {stamp}", "", f"Command: `{command}`"]
+    if rows:
+        lines += ["", f"Per-job cost in µs through the store protocol, {args.ops} operations "
+                  f"each, with {args.scheduled:,} jobs scheduled for later in the same queue.",
+                  "", "| store | waiting | dispatch µs | reserve 1 + complete µs | "
+                  "reserve 8 + complete µs/job |", "|---|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['store']} | {r['waiting']:,} | {r['dispatch_us']:.0f} | "
                      f"{r['reserve1_complete_us']:.0f} | "
                      f"{r['reserve8_complete_us_per_job']:.0f} |")
+    if procs:
+        lines += ["", f"Drain rate by worker processes (concurrency 8 each), "
+                  f"{args.process_jobs:,} no-op jobs, median of {args.process_runs} runs:", "",
+                  "| store | processes | jobs/s | runs |", "|---|---:|---:|---|"]
+        for p in procs:
+            lines.append(f"| {p['store']} | {p['processes']} | {p['rate']:,.0f} | "
+                         + ", ".join(f"{r:,.0f}" for r in p["runs"]) + " |")
     if mem:
         lines += ["", "Worker memory while draining (1 process, concurrency 8):", "",
                   "| store | jobs run | RSS after 10% MB | peak RSS MB | last RSS MB |",

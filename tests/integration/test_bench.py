@@ -52,3 +52,19 @@ def test_bench_command_reports_every_figure_and_cleans_up(tmp_path: Path) -> Non
         left = conn.execute("SELECT COUNT(*) FROM conveyor_bench_jobs").fetchone()[0]
         workers = conn.execute("SELECT COUNT(*) FROM conveyor_bench_workers").fetchone()[0]
     assert (left, workers) == (0, 0)
+
+
+def test_bench_drains_option(tmp_path: Path) -> None:
+    db = tmp_path / "bench.db"
+    base = [sys.executable, "-m", "conveyor", "--connection", f"sqlite:///{db}", "bench",
+            "--jobs", "30", "--latency-jobs", "10", "--rate", "100", "--json"]
+    result = subprocess.run([*base, "--drains", "1x2, 3x1"], capture_output=True, text=True,
+                            timeout=170)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(result.stdout)
+    assert [(d["processes"], d["concurrency"]) for d in figures["drains"]] == [(1, 2), (3, 1)]
+    assert all(d["rate"] > 0 and d["jobs"] == 30 for d in figures["drains"])
+    for bad in ("2", "0x8", "2x", "x8,1x1", ","):
+        result = subprocess.run([*base, "--drains", bad], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 2 and "--drains" in result.stderr, (bad, result.stderr)

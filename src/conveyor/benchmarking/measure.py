@@ -100,7 +100,7 @@ class Bench:
         backend = self.app.backend
         backend.queue_clear([self.config.queue])
 
-    def _fill(self, count: int) -> float:
+    def fill(self, count: int) -> float:
         """Dispatch ``count`` jobs with dispatch_many in chunks; returns the seconds taken."""
         started = time.perf_counter()
         for start in range(0, count, _CHUNK):
@@ -203,7 +203,7 @@ def run_bench(config: BenchConfig,
         bench.clean()
         for processes, concurrency in config.drains:
             say(f"drain: {config.jobs} no-op jobs, {processes} process(es) x {concurrency}")
-            bench._fill(config.jobs)
+            bench.fill(config.jobs)
             try:
                 result.drains.append(bench.drain(processes, concurrency, config.jobs))
             except ConveyorError as exc:
