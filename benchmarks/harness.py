@@ -32,7 +32,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from peers.common import WORK_DIR  # noqa: E402
+from peers.common import WORK_DIR, vacuum_if_autovacuum_off  # noqa: E402
 
 SYSTEMS: dict[str, list[str]] = {
     "sqlite": ["conveyor", "huey"],
@@ -159,6 +159,7 @@ def measure(system: str, store: str, jobs: int, latency_jobs: int, rate: float,
         for _ in range(jobs):
             driver.dispatch(kwargs())
 
+    vacuum_if_autovacuum_off(store)
     driver.setup()
     try:
         started = time.perf_counter()
@@ -166,6 +167,7 @@ def measure(system: str, store: str, jobs: int, latency_jobs: int, rate: float,
             driver.dispatch(kwargs())
         out["dispatch"] = jobs / (time.perf_counter() - started)
         out["drain_1x1"] = drain(1, 1)
+        vacuum_if_autovacuum_off(store)
         driver.setup()
         if driver.bulk_api:
             many = [kwargs() for _ in range(jobs)]
@@ -179,12 +181,14 @@ def measure(system: str, store: str, jobs: int, latency_jobs: int, rate: float,
             out["drain_1x8"] = drain(1, 8)
         else:
             out["drain_1x8"] = None
+        vacuum_if_autovacuum_off(store)
         driver.setup()
         if driver.bulk_api:
             driver.dispatch_bulk([kwargs() for _ in range(jobs)])
         else:
             fill()
         out["drain_2x8"] = drain(2, 8 if driver.concurrent else 1)
+        vacuum_if_autovacuum_off(store)
         driver.setup()
         # pickup latency: an idle worker, one job at a time at a steady rate
         record.write_bytes(b"")
