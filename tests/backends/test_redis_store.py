@@ -234,3 +234,34 @@ def test_each_thread_has_its_own_lane_and_close_ends_them(redis_backend: RedisBa
     assert len({id(lane.conn) for lane in lanes}) == 3
     redis_backend.close()
     assert all(not lane.conn.is_connected for lane in lanes)
+
+
+def test_a_round_is_one_script_call_and_completes_of_other_queues_go_apart(
+        redis_backend: RedisBackend) -> None:
+    from conveyor.records import Lease, Release
+
+    redis_backend.jobs_insert([new_job(1, "a"), new_job(2, "a"), new_job(3, "b"),
+                               new_job(4, "b"), new_job(5, "b")])
+    a1, a2 = redis_backend.jobs_reserve(["a"], 2, 30.0, "w", 10.0)
+    b3, b4 = redis_backend.jobs_reserve(["b"], 2, 30.0, "w", 10.0)
+    sent: list[list[str]] = []
+    on_lane = redis_backend._on_lane
+
+    def spy(calls: Any) -> Any:
+        sent.append([script for script, _queues, _args in calls])
+        return on_lane(calls)
+
+    redis_backend._on_lane = spy  # type: ignore[method-assign]
+    # b3 rides with the reserve from "b"; a1 (another queue) and the stale lease go apart
+    got = redis_backend.jobs_ack_and_reserve(
+        [b3.lease, a1.lease, Lease(b4.id, "stale/b")], [Release(a2.id, a2.token, 11.0)], [],
+        ["b"], 5, 30.0, "w", 12.0)
+    assert sent == [["complete", "release", "complete_reserve"]]
+    assert [j.id for j in got] == [new_job(5).id]
+    assert redis_backend.jobs_get(b3.id) is None and redis_backend.jobs_get(a1.id) is None
+    assert redis_backend.jobs_get(b4.id) is not None  # the stale token changed nothing
+    sent.clear()
+    (five,) = got
+    assert redis_backend.jobs_ack_and_reserve([five.lease], [], [], ["a", "b"], 5, 30.0, "w",
+                                              13.0)[0].id == a2.id  # released, due again
+    assert sent == [["complete_reserve"]] and redis_backend.jobs_get(five.id) is None

@@ -145,12 +145,24 @@ class RedisBackend(RedisBatches, RedisAdmin):
         if self.per_queue_calls or limit <= 0 or not queues:
             return super().jobs_ack_and_reserve(completes, releases, failures, queues, limit,
                                                 lease, worker, now)
-        calls = [*self._complete_calls(completes), *self._release_calls(releases),
-                 *self._fail_calls(failures)]
         expires = now + lease
         token = os.urandom(8).hex()
         (group,) = self.groups(queues)
-        calls.append(("reserve", group, (now, expires, token, worker, limit)))
+        # the completes of the reserving queues ride in the reserve's own script call (one
+        # script a round); releases, failures and any other completes go before it
+        index = {q: i for i, q in enumerate(group, start=1)}
+        riding: list[Any] = []
+        apart: list[Lease] = []
+        for done in completes:
+            qi = index.get(_queue_of(done.token) or "")
+            if qi is None:
+                apart.append(done)
+            else:
+                riding += (qi, done.id, done.token)
+        calls = [*self._complete_calls(apart), *self._release_calls(releases),
+                 *self._fail_calls(failures)]
+        calls.append(("complete_reserve", group,
+                      (len(riding) // 3, *riding, now, expires, token, worker, limit)))
         rows = self.pipeline_scripts("ack and reserve", [], calls)[-1]
         return self._reserved(rows, group, token, now, expires)
 

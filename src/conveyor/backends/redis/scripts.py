@@ -1,6 +1,7 @@
 """The Lua scripts, each one atomic state transition, loaded once and run by EVALSHA.
 
-``_lib.lua`` is prepended to each script so they share key naming and two helpers.
+``_lib.lua`` is prepended to each script so they share key naming and two helpers; the
+fragments a script is built on (``_complete.lua``, ``_reserve.lua``) come after it.
 redis-py's ``Script`` reloads a script by itself after ``SCRIPT FLUSH`` or a restart.
 """
 
@@ -15,13 +16,18 @@ from redis.commands.core import Script
 
 from .keys import Keys
 
-NAMES = ("insert", "reserve", "complete", "release", "fail", "extend", "recover", "clear",
-         "failed_retry", "failed_forget", "failed_flush", "metrics_prune")
+NAMES = ("insert", "reserve", "complete", "complete_reserve", "release", "fail", "extend",
+         "recover", "clear", "failed_retry", "failed_forget", "failed_flush", "metrics_prune")
+
+#: the fragments (functions) a script uses besides _lib.lua
+_FRAGMENTS = {"complete": ("_complete",), "reserve": ("_reserve",),
+              "complete_reserve": ("_complete", "_reserve")}
 
 
 def _source(name: str) -> str:
     folder = resources.files(__package__ or "conveyor.backends.redis")
-    return (folder / "_lib.lua").read_text() + "\n" + (folder / f"{name}.lua").read_text()
+    parts = ("_lib", *_FRAGMENTS.get(name, ()), name)
+    return "\n".join((folder / f"{part}.lua").read_text() for part in parts)
 
 
 class Scripts:
