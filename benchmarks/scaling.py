@@ -31,7 +31,7 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR))
 
-from peers.common import WORK_DIR  # noqa: E402
+from peers.common import WORK_DIR, vacuum_if_autovacuum_off  # noqa: E402
 from peers.conveyor_peer import store_url as bench_store_url  # noqa: E402
 
 from conveyor import Conveyor  # noqa: E402
@@ -116,20 +116,15 @@ def scaling(store: str, backlogs: list[int], scheduled: int, ops: int) -> list[d
 VACUUM_EVERY = 20.0
 
 
-def _vacuum_standing_in_for_autovacuum(app: Conveyor) -> Any:
-    """On a PostgreSQL server with autovacuum off (the development machine's), a function
-    that vacuums the jobs table, called every VACUUM_EVERY seconds as autovacuum would;
-    without it a million-job drain slows tenfold (see docs/postgres.md). None elsewhere."""
-    if "autovacuum is off" not in " ".join(app.backend.store_risks()):
+def _vacuum_standing_in_for_autovacuum(store: str) -> Any:
+    """On a PostgreSQL server with autovacuum off (the development machine's), vacuum now
+    and return a function that vacuums again, to be called every VACUUM_EVERY seconds as
+    autovacuum would; without it a million-job drain slows tenfold (see docs/postgres.md).
+    None elsewhere."""
+    if not vacuum_if_autovacuum_off(store):  # the dead rows of the previous measurements
         return None
-    table = app.backend.t["jobs"]  # type: ignore[attr-defined]
-    print(f"  autovacuum is off on this server: VACUUM {table} every {VACUUM_EVERY:g} s")
-
-    def vacuum() -> None:
-        app.backend.pool.run(lambda c: c.execute(f"VACUUM {table}"))  # type: ignore[attr-defined]
-
-    vacuum()  # the dead rows of the previous measurements
-    return vacuum
+    print(f"  autovacuum is off on this server: VACUUM every {VACUUM_EVERY:g} s")
+    return lambda: vacuum_if_autovacuum_off(store)
 
 
 def memory(store: str, jobs: int) -> dict[str, Any]:
@@ -142,7 +137,7 @@ def memory(store: str, jobs: int) -> dict[str, Any]:
     fill(app, job, jobs)
     tmp = Path(tempfile.mkdtemp(prefix="conveyor-scale-"))
     record = tmp / "records.bin"
-    vacuum = _vacuum_standing_in_for_autovacuum(app)
+    vacuum = _vacuum_standing_in_for_autovacuum(store)
     worker = start_worker(store_url(store), PREFIX, QUEUE, 8, record, burst=True)
     samples: list[tuple[int, float]] = []
     last_vacuum = time.monotonic()
@@ -171,7 +166,7 @@ def processes(store: str, counts: list[int], jobs: int, runs: int) -> list[dict[
     try:
         bench.app.backend.migrate()
         bench.clean()
-        vacuum = _vacuum_standing_in_for_autovacuum(bench.app)
+        vacuum = _vacuum_standing_in_for_autovacuum(store)
         for count in counts:
             rates = []
             for _ in range(runs):

@@ -92,17 +92,19 @@ def pg_execute(sql: str) -> None:
         conn.execute(sql)  # fixed statements of this file only
 
 
-def vacuum_if_autovacuum_off(store: str) -> None:
+def vacuum_if_autovacuum_off(store: str) -> bool:
     """On a PostgreSQL server with autovacuum off (this development machine's), VACUUM the
     benchmark's database before each phase, as autovacuum would between them: otherwise
     the dead rows of every earlier run slow each later one, whichever system it is (a
     conveyor 1x1 drain fell from 1,610 to 1,017 jobs/s over five runs). Every system gets
-    the same; nothing happens with autovacuum on."""
+    the same; nothing happens with autovacuum on. Returns whether it vacuumed."""
     if store != "postgres":
-        return
+        return False
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         row = conn.execute("SHOW autovacuum").fetchone()
-        if row and str(row[0]) == "off":
-            conn.execute("VACUUM")
+        if not row or str(row[0]) != "off":
+            return False
+        conn.execute("VACUUM")
+        return True
