@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..demo.runner import DemoRun, run_demo
-from ..demo.scenario import QUEUE_ORDER
 from ..monitoring import views
 from ..worker.logs import configure_logging
 from .output import ago, console, echo_json, table
+
+if TYPE_CHECKING:  # the demo's modules load when it runs: every command starts faster
+    from ..demo.runner import DemoRun
 
 
 @click.command()
@@ -26,6 +28,8 @@ from .output import ago, console, echo_json, table
 def demo(directory: Path | None, keep_running: bool, concurrency: int, as_json: bool,
          verbose: bool) -> None:
     """Run the GroFresh sample store: emails, push, a report, 20,000 price updates."""
+    from ..demo.runner import run_demo
+
     configure_logging("text", logging.INFO if verbose else logging.ERROR)
     say = (lambda _line: None) if as_json else click.echo
     run = run_demo(directory, concurrency=concurrency, say=say)
@@ -44,6 +48,8 @@ def demo(directory: Path | None, keep_running: bool, concurrency: int, as_json: 
 
 
 def show(run: DemoRun) -> None:
+    from ..demo.scenario import QUEUE_ORDER
+
     app = run.demo.app
     rows = views.overview(app)["queues"]
     by_queue = {str(r["queue"]): r for r in rows}
@@ -82,6 +88,7 @@ from the store; {r['push_throttled']} send throttled (429) and re-sent alone aft
 
 
 def keep(run: DemoRun) -> None:
+    from ..demo.scenario import QUEUE_ORDER
     from ..worker.options import WorkerOptions
     from ..worker.runner import Worker
 
