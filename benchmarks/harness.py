@@ -159,16 +159,19 @@ def measure(system: str, store: str, jobs: int, latency_jobs: int, rate: float,
         for _ in range(jobs):
             driver.dispatch(kwargs())
 
-    vacuum_if_autovacuum_off(store)
-    driver.setup()
+    def fresh() -> None:
+        """A clean queue for the next phase (vacuumed first where autovacuum is off)."""
+        vacuum_if_autovacuum_off(store)
+        driver.setup()
+
+    fresh()
     try:
         started = time.perf_counter()
         for _ in range(jobs):
             driver.dispatch(kwargs())
         out["dispatch"] = jobs / (time.perf_counter() - started)
         out["drain_1x1"] = drain(1, 1)
-        vacuum_if_autovacuum_off(store)
-        driver.setup()
+        fresh()
         if driver.bulk_api:
             many = [kwargs() for _ in range(jobs)]
             started = time.perf_counter()
@@ -181,15 +184,13 @@ def measure(system: str, store: str, jobs: int, latency_jobs: int, rate: float,
             out["drain_1x8"] = drain(1, 8)
         else:
             out["drain_1x8"] = None
-        vacuum_if_autovacuum_off(store)
-        driver.setup()
+        fresh()
         if driver.bulk_api:
             driver.dispatch_bulk([kwargs() for _ in range(jobs)])
         else:
             fill()
         out["drain_2x8"] = drain(2, 8 if driver.concurrent else 1)
-        vacuum_if_autovacuum_off(store)
-        driver.setup()
+        fresh()
         # pickup latency: an idle worker, one job at a time at a steady rate
         record.write_bytes(b"")
         workers = Workers(driver, 1, 1, record)
