@@ -214,7 +214,10 @@ class JobDefinition(Generic[P, R]):
             raise BadArguments(
                 f"job {self.name}: arguments do not match {self.func.__qualname__}"
                 f"{self.signature}: {exc}") from None
-        if len(self._bound_shapes) < 256:
+        self._remember_shape(shape)
+
+    def _remember_shape(self, shape: tuple[int, frozenset[str]]) -> None:
+        if len(self._bound_shapes) < 256:  # bounded: a caller varying keywords endlessly
             self._bound_shapes.add(shape)
 
     def call_arguments(self, args: Sequence[Any], kwargs: dict[str, Any],
@@ -224,12 +227,13 @@ class JobDefinition(Generic[P, R]):
         Only a list or dict can need rebuilding, so arguments of a shape that bound before
         and without such values go through as they are."""
         full = (ctx, *args) if self.context else tuple(args)
-        if (len(args), frozenset(kwargs)) in self._bound_shapes and not any(
+        shape = (len(args), frozenset(kwargs))
+        if shape in self._bound_shapes and not any(
                 isinstance(v, list | dict) for v in (*args, *kwargs.values())):
             return full, kwargs
         bound = bind_arguments(self.func, list(full), kwargs, self.signature, self.hints)
-        if self.signature is not None and len(self._bound_shapes) < 256:
-            self._bound_shapes.add((len(args), frozenset(kwargs)))
+        if self.signature is not None:
+            self._remember_shape(shape)
         return bound.args, bound.kwargs
 
     def type_value(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
