@@ -13,13 +13,16 @@ from typing import Any
 import pytest
 import redis
 
+from conveyor import Conveyor
 from conveyor.backends import open_backend
 from conveyor.backends.redis import RedisBackend
 from conveyor.errors import ConfigurationError, StoreUnavailable
-from conveyor.records import NewJob
+from conveyor.records import Lease, NewJob, ReservedJob
+from conveyor.worker.options import WorkerOptions
+from conveyor.worker.runner import Worker
 from tests.integration.redis_processes import free_port, own_redis
 
-from .store_redis import redis_prefix
+from .store_redis import REDIS_HOST, REDIS_PORT, redis_prefix
 
 
 @pytest.fixture
@@ -109,6 +112,87 @@ def test_every_idle_waiter_wakes_for_a_bulk_insert(redis_backend: RedisBackend) 
     for t in threads:
         t.join(15)
     assert woken == [True, True, True]
+
+
+def blocked_clients() -> int:
+    client = redis.Redis(host=REDIS_HOST, port=REDIS_PORT)
+    try:
+        return int(client.info("clients")["blocked_clients"])
+    finally:
+        client.close()
+
+
+def until_one_more_blocked(before: int) -> None:
+    """Until the server holds one more client in a blocking pop than ``before``."""
+    deadline = time.monotonic() + 10
+    while blocked_clients() <= before:
+        assert time.monotonic() < deadline, "the waiter never blocked"
+        time.sleep(0.002)
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_that_reserves_returns_the_job_that_woke_it(redis_backend: RedisBackend) -> None:
+    got: list[tuple[bool, list[ReservedJob]]] = []
+    before = blocked_clients()
+    thread = threading.Thread(target=lambda: got.append(
+        redis_backend.wait_and_reserve(["wake"], 10.0, 5, 30.0, "w1", time.time())))
+    thread.start()
+    until_one_more_blocked(before)
+    redis_backend.jobs_insert([new_job(1, "wake", at=time.time())])
+    thread.join(15)
+    ((woken, jobs),) = got
+    assert woken and [j.id for j in jobs] == [new_job(1).id]
+    (job,) = jobs
+    assert job.attempts == 1 and job.lease_expires_at == pytest.approx(job.reserved_at + 30.0)
+    assert redis_backend.jobs_get(job.id).token == job.token  # type: ignore[union-attr]
+    assert redis_backend.jobs_complete([Lease(job.id, job.token)]) == 1
+
+
+@pytest.mark.timeout(30)
+def test_a_wait_that_reserves_takes_no_job_due_after_the_callers_clock(
+        redis_backend: RedisBackend) -> None:
+    now = time.time()
+    redis_backend.jobs_insert([new_job(1, "skew", at=now)])
+    # the caller's clock is a minute behind the server's: by it the job is not due yet
+    woken, jobs = redis_backend.wait_and_reserve(["skew"], 1.0, 5, 30.0, "w1", now - 60)
+    assert woken and jobs == []  # woken by the marker; the caller reserves by its clock
+    assert [j.id for j in redis_backend.jobs_reserve(["skew"], 5, 30.0, "w1", now)] == \
+        [new_job(1).id]
+
+
+@pytest.mark.timeout(30)
+def test_an_idle_worker_at_concurrency_1_takes_its_job_from_the_wake_up(
+        redis_backend: RedisBackend) -> None:
+    app = Conveyor(f"{redis_backend.options.client_url}?prefix={redis_backend.keys.prefix}")
+    ran = threading.Event()
+    dispatched: list[str] = []
+    from_wait: list[str] = []
+
+    @app.job(queue="idle")
+    def work() -> None:
+        ran.set()
+
+    backend = app.backend
+    real_wait = backend.wait_and_reserve
+
+    def spy(*args: Any) -> tuple[bool, list[ReservedJob]]:
+        if not dispatched:  # the worker found nothing and went idle: a job arrives now
+            dispatched.append(work.dispatch())
+        woken, jobs = real_wait(*args)
+        from_wait.extend(j.id for j in jobs)
+        return woken, jobs
+
+    backend.wait_and_reserve = spy  # type: ignore[method-assign]
+    worker = Worker(app, WorkerOptions(queues=["idle"], concurrency=1, sleep=30.0))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        assert ran.wait(10)
+    finally:
+        worker.request_stop("test")
+        thread.join(10)
+        app.close()
+    assert from_wait == dispatched  # reserved by the wake-up's round trip, not a fetch
 
 
 @pytest.mark.timeout(60)

@@ -271,6 +271,18 @@ class Backend(abc.ABC):
         """Block up to ``timeout`` seconds until jobs may be available; True when woken.
         Only a latency hint: callers always reserve to find out."""
 
+    def wait_and_reserve(
+        self, queues: Sequence[str], timeout: float, limit: int, lease: float, worker: str,
+        now: float,
+    ) -> tuple[bool, list[ReservedJob]]:
+        """``wait_for_jobs``, then (for a store that can do it in the same round trip as
+        the wake-up) the reserve that follows it: (woken, the jobs reserved, at most
+        ``limit``). The default reserves nothing; a caller woken with no jobs reserves
+        itself, with ``jobs_reserve``. ``now`` is the caller's clock at the call: a store
+        that reserves when the wait ends treats no job as due later than ``now +
+        timeout`` by it."""
+        return self.wait_for_jobs(queues, timeout), []
+
 
 _HOST = re.compile(r"^[\w.\-\[\]:%]*$")
 

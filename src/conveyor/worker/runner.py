@@ -266,6 +266,9 @@ class Worker(WorkerServices):
                     events.append(self.inbox.get_nowait())
                 except queue.Empty:
                     break
+            reserved = [job for e in events if e[0] == "reserved" for job in e[1]]
+            if reserved:  # by the wait itself, in the wake-up's round trip
+                self._take(reserved, free)
             finished = [e[1] for e in events if e[0] == "done"]
             woken = any(e[0] == "wake" for e in events)
             if finished:
@@ -278,7 +281,8 @@ class Worker(WorkerServices):
                 # (±10 % jitter: idle workers started together do not poll in step)
                 idle_wait = (min(opts.sleep, max(idle_wait * 2, 0.05)) * self._rng.uniform(
                     0.9, 1.1) if opts.sleep > 0 else 0.0)
-            fetch = bool(finished) or woken or not events
+            # (a job taken from the wait ran inline: its outcome is in the inbox)
+            fetch = bool(finished) or (woken and not reserved) or not events
             self._check_restart()
 
     def _wait_here(self, timeout: float) -> list[tuple[Any, ...]]:
@@ -287,13 +291,17 @@ class Worker(WorkerServices):
         [_WAKE] when the store announced jobs; a store that fails is waited out on the
         inbox, as the waiter thread would, and what arrived there is returned."""
         deadline = time.monotonic() + timeout
-        queues = list(self.opts.queues)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return []
             try:
-                if self.backend.wait_for_jobs(queues, min(left, _OWN_WAIT_SLICE)):
+                woken, reserved = self.backend.wait_and_reserve(
+                    self._queue_order(), min(left, _OWN_WAIT_SLICE), self._free_slots(),
+                    self.opts.defaults.lease, self.opts.name, self.app.clock())
+                if reserved:
+                    return [("reserved", reserved)]
+                if woken:
                     return [_WAKE]
             except ConveyorError as exc:
                 self._store_trouble("wait", exc)
@@ -312,8 +320,8 @@ class Worker(WorkerServices):
                        key=lambda q: -self._rng.random() ** (1.0 / weights[q]))
         return keyed
 
-    def _fetch(self) -> int:
-        """Write pending outcomes and reserve up to the free slots, in one store call."""
+    def _free_slots(self) -> int:
+        """How many jobs to reserve now: the free slots, within --once and --max-jobs."""
         free = self.opts.concurrency - len(self.in_flight)
         if self.opts.once and (self.processed or self.in_flight):
             free = 0
@@ -321,7 +329,11 @@ class Worker(WorkerServices):
             free = min(free, self.opts.max_jobs - self.processed - len(self.in_flight))
         if self.opts.once:
             free = min(free, 1)
-        free = max(free, 0)
+        return max(free, 0)
+
+    def _fetch(self) -> int:
+        """Write pending outcomes and reserve up to the free slots, in one store call."""
+        free = self._free_slots()
         pending = self._pending
         if free == 0:
             self._flush()
@@ -337,13 +349,16 @@ class Worker(WorkerServices):
             self._flush()
             return -1
         self._written(pending.completes, pending.releases, pending.failures)
+        self._take(reserved, free)
+        return len(reserved)
+
+    def _take(self, reserved: list[ReservedJob], free: int) -> None:
         if len(reserved) < free:
             self._idle.set()
         else:
             self._idle.clear()
         for job in reserved:
             self._start(job)
-        return len(reserved)
 
     def _start(self, reserved: ReservedJob) -> None:
         execution = prepare(self.app, reserved, self.opts.defaults)

@@ -121,6 +121,16 @@ class RedisBase(Backend):
                     return _raised(results)[0]
             return self.scripts.run(script, queues, *args)
 
+    def lane_commands(self, lead: Sequence[tuple[Any, ...]], calls: Sequence[Call]
+                      ) -> list[Any] | None:
+        """Plain commands then script calls in one packet on the lane: their replies (an
+        error reply raised), or None when there is no lane (Cluster, no hiredis) or it
+        failed, and the caller must take another way."""
+        if self.options.cluster:
+            return None
+        results = self._on_lane(calls, lead)
+        return None if results is None else _raised(results)
+
     # -- the lane ---------------------------------------------------------------------
     def _lane(self) -> _Lane:
         lane: _Lane | None = getattr(self._lanes, "lane", None)
@@ -131,22 +141,27 @@ class RedisBase(Backend):
             self._all_lanes.add(lane)
         return lane
 
-    def _on_lane(self, calls: Sequence[Call]) -> list[Any] | None:
-        """The calls' replies (an error reply as its exception), or None when the lane
-        failed and the caller must go through the pool instead."""
+    def _on_lane(self, calls: Sequence[Call], lead: Sequence[tuple[Any, ...]] = ()
+                 ) -> list[Any] | None:
+        """The replies of ``lead`` (plain commands sent ahead in the same packet) and of
+        the calls (an error reply as its exception), or None when the lane failed and the
+        caller must go through the pool instead. After NOSCRIPT (a restart or SCRIPT FLUSH)
+        the scripts are loaded and the calls alone sent again."""
         pack = _hiredis_pack
         if pack is None:
             return None
         lane = self._lane()
+        head: list[Any] = []
         for attempt in range(2):
             try:
-                buffer = b"".join(pack(self._evalsha(*call)) for call in calls)
+                buffer = b"".join([*(pack(command) for command in lead),
+                                   *(pack(self._evalsha(*call)) for call in calls)])
             except TypeError:  # an argument hiredis cannot pack: let redis-py say which
                 return None
             try:
                 lane.conn.send_packed_command([buffer], check_health=False)
                 results: list[Any] = []
-                for _ in calls:
+                for _ in range(len(lead) + len(calls)):
                     try:
                         results.append(lane.conn.read_response())
                     except ResponseError as exc:  # the reply was read whole: go on
@@ -154,10 +169,13 @@ class RedisBase(Backend):
             except _LANE_ERRORS:
                 lane.conn.disconnect()
                 return None
+            head += results[:len(lead)]
+            results = results[len(lead):]
             if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
-                self.scripts.load_all(self.client)  # after a restart or SCRIPT FLUSH
+                self.scripts.load_all(self.client)
+                lead = ()  # done already: a BLPOP must not wait a second time
                 continue
-            return results
+            return head + results
         return None
 
     def _evalsha(self, script: str, queues: Sequence[str], args: tuple[Any, ...]

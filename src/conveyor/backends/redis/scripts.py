@@ -16,12 +16,13 @@ from redis.commands.core import Script
 
 from .keys import Keys
 
-NAMES = ("insert", "reserve", "complete", "complete_reserve", "release", "fail", "extend",
-         "recover", "clear", "failed_retry", "failed_forget", "failed_flush", "metrics_prune")
+NAMES = ("insert", "reserve", "complete", "complete_reserve", "wait_reserve", "release", "fail",
+         "extend", "recover", "clear", "failed_retry", "failed_forget", "failed_flush",
+         "metrics_prune")
 
 #: the fragments (functions) a script uses besides _lib.lua
 _FRAGMENTS = {"complete": ("_complete",), "reserve": ("_reserve",),
-              "complete_reserve": ("_complete", "_reserve")}
+              "complete_reserve": ("_complete", "_reserve"), "wait_reserve": ("_reserve",)}
 
 
 def _source(name: str) -> str:
