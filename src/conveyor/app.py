@@ -180,7 +180,9 @@ class Conveyor:
     def records_for(self, jobs: Iterable[PreparedJob]) -> list[NewJob]:
         now = self.clock()
         cap = self.settings.payload_max_bytes
-        return [job.to_record(now, cap, self.new_job_id()) for job in jobs]
+        jobs = list(jobs)
+        ids = self.new_job_id.many(len(jobs))
+        return [job.to_record(now, cap, job_id) for job, job_id in zip(jobs, ids, strict=True)]
 
     def dispatch_many(self, jobs: Sequence[PreparedJob], *, connection: Any = None) -> list[str]:
         """Dispatch many jobs in one store transaction; returns their ids in order."""

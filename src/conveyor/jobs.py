@@ -40,22 +40,33 @@ class JobIds:
         self._counter = 0
 
     def __call__(self) -> str:
+        return self.many(1)[0]
+
+    def many(self, count: int) -> list[str]:
+        """``count`` ids in order: one lock and one read of the random source for all."""
+        stamps: list[tuple[int, int]] = []
         with self._lock:
-            millis = time.time_ns() // 1_000_000
-            if millis <= self._last_ms:
-                millis = self._last_ms
-                self._counter += 1
-                if self._counter > 0xFFF:
-                    millis += 1
+            for _ in range(count):
+                millis = time.time_ns() // 1_000_000
+                if millis <= self._last_ms:
+                    millis = self._last_ms
+                    self._counter += 1
+                    if self._counter > 0xFFF:
+                        millis += 1
+                        self._counter = 0
+                else:
                     self._counter = 0
-            else:
-                self._counter = 0
-            self._last_ms = millis
-            counter = self._counter
-        rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
-        value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | rand
-        h = f"{value:032x}"
-        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+                self._last_ms = millis
+                stamps.append((millis, self._counter))
+        noise = os.urandom(8 * count)
+        ids: list[str] = []
+        for i, (millis, counter) in enumerate(stamps):
+            rand = int.from_bytes(noise[8 * i:8 * i + 8], "big") & ((1 << 62) - 1)
+            value = ((millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64
+                     | 0b10 << 62 | rand)
+            h = f"{value:032x}"
+            ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        return ids
 
 
 def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:

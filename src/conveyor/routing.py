@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -38,7 +39,16 @@ def validate_priority(priority: str) -> str:
 
 def queue_name(queue_type: str, priority: str = "normal") -> str:
     """``emails`` + ``high`` -> ``emails_high``; ``normal`` keeps the bare type."""
+    if isinstance(queue_type, str) and isinstance(priority, str):
+        return _queue_name(queue_type, priority)  # every dispatch: checked once per pair
     validate_priority(priority)
+    validate_queue(queue_type)
+    raise AssertionError("unreachable: validate_queue refuses what is not a str")
+
+
+@functools.lru_cache(maxsize=1024)
+def _queue_name(queue_type: str, priority: str) -> str:
+    validate_priority(priority)  # an invalid pair raises, and is not cached
     validate_queue(queue_type)
     return queue_type if priority == "normal" else f"{queue_type}_{priority}"
 

@@ -19,7 +19,7 @@ import re
 import types
 import typing
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .errors import BadArguments, PayloadTooLarge, SerializationError
@@ -81,6 +81,19 @@ def _encode_value(value: Any) -> Any:
         f"cannot send a {type(value).__name__} as a job argument: use JSON values, datetime, "
         "date, Decimal, UUID, bytes, sets, dataclasses or pydantic models"
     )
+
+
+def _plain(values: Iterable[Any]) -> bool:
+    """Every value a str, int, bool, None or finite float: JSON as it is (the common
+    case of a dispatch, checked without rebuilding anything)."""
+    for value in values:
+        kind = type(value)
+        if kind is str or kind is int or kind is bool or value is None:
+            continue
+        if kind is float and math.isfinite(value):
+            continue
+        return False
+    return True
 
 
 _DECODERS: dict[str, Callable[[Any], Any]] = {
@@ -183,8 +196,11 @@ def encode_payload(
     document = {
         "v": FORMAT_VERSION,
         "job": job,
-        "args": _encode_value(list(args)),  # refuses NaN and infinity on its way
-        "kwargs": _encode_value(dict(kwargs)),
+        # plain values as they are; anything else (and NaN, infinity) through _encode_value
+        "args": list(args) if _plain(args) else _encode_value(list(args)),
+        "kwargs": (dict(kwargs) if TAG not in kwargs and _plain(kwargs.values())
+                   and all(type(key) is str for key in kwargs)
+                   else _encode_value(dict(kwargs))),
         "meta": dict(meta),
     }
     try:

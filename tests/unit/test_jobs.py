@@ -2,11 +2,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import uuid
 
 import pytest
 
 from conveyor import BadArguments, ConfigurationError, Conveyor, PayloadTooLarge, current_job
 from conveyor.errors import ConveyorError
+from conveyor.jobs import JobIds
 from conveyor.serialization import decode_payload
 
 
@@ -122,6 +124,16 @@ def test_bad_dispatches_are_clear_errors(app: Conveyor) -> None:
         Conveyor(app.settings.url, payload_max_bytes=100).job(name="j")(lambda s: None) \
             .dispatch("x" * 500)
     assert app.backend.queue_stats(0) == []  # nothing was stored
+
+
+def test_job_ids_made_in_bulk_are_unique_ordered_uuid7() -> None:
+    ids = JobIds()
+    many = [*ids.many(5000), ids(), *ids.many(3)]  # well past 4,096 in one millisecond
+    assert len(set(many)) == len(many) and many == sorted(many)
+    for job_id in many[:3] + many[-3:]:
+        value = uuid.UUID(job_id)
+        assert value.version == 7 and value.variant == uuid.RFC_4122
+    assert ids.many(0) == []
 
 
 def test_duplicate_names_are_refused(app: Conveyor) -> None:

@@ -69,6 +69,18 @@ def test_unsupported_values_fail_at_encode() -> None:
         encode_payload("j", [float("nan")], {}, {}, 1 << 20)
 
 
+def test_plain_arguments_take_the_short_way_to_the_same_json() -> None:
+    plain = encode_payload("j", ("a", 1, True, None, 2.5), {"n": 3, "s": "x"}, {}, 1 << 20)
+    assert plain == encode_payload("j", ["a", 1, True, None, 2.5], {"n": 3, "s": "x"}, {},
+                                   1 << 20)
+    assert decode_payload(plain).args == ["a", 1, True, None, 2.5]
+    with pytest.raises(SerializationError, match="NaN"):  # floats are still checked
+        encode_payload("j", [], {"x": float("inf")}, {}, 1 << 20)
+    # a keyword named like the tag is still escaped, and a big int is still exact
+    _, kwargs = roundtrip(__cv__="datetime", v="x", big=2**70)
+    assert kwargs == {"__cv__": "datetime", "v": "x", "big": 2**70}
+
+
 def test_payload_cap() -> None:
     with pytest.raises(PayloadTooLarge, match="over the cap of 100 bytes"):
         encode_payload("j", ["x" * 200], {}, {}, 100)
