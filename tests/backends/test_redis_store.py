@@ -16,7 +16,7 @@ import redis
 from conveyor import Conveyor
 from conveyor.backends import open_backend
 from conveyor.backends.redis import RedisBackend
-from conveyor.errors import ConfigurationError, StoreUnavailable
+from conveyor.errors import ConfigurationError, StoreError, StoreUnavailable
 from conveyor.records import Lease, NewJob, ReservedJob
 from conveyor.worker.options import WorkerOptions
 from conveyor.worker.runner import Worker
@@ -49,7 +49,7 @@ def test_100k_jobs_insert_in_one_call_with_bounded_memory(redis_backend: RedisBa
         peak = tracemalloc.get_traced_memory()[1] - before
     finally:
         tracemalloc.stop()
-    # chunks of 1,000 jobs, 8 chunks a round trip: a few MB whatever the batch size
+    # chunks of 500 jobs, two in flight: a few MB whatever the batch size
     assert peak < 32 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
     (stats,) = [s for s in redis_backend.queue_stats(1.0) if s.queue == "bulk"]
     assert stats.available == 100_000
@@ -301,6 +301,63 @@ def test_the_lane_reloads_scripts_after_a_script_flush(redis_backend: RedisBacke
     redis_backend.jobs_insert([new_job(2)])
     (stats,) = [s for s in redis_backend.queue_stats(1.0) if s.queue == "bulk"]
     assert stats.available == 2
+
+
+@pytest.fixture
+def two_a_chunk() -> Iterator[RedisBackend]:
+    """A store whose dispatch_many streams chunks of two jobs."""
+    with redis_prefix("k") as (url, prefix):
+        backend = open_backend(f"{url}?chunk=2", table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        yield backend
+        backend.close()
+
+
+def stored(backend: RedisBackend, count: int) -> list[bool]:
+    return [backend.jobs_get(new_job(n).id) is not None for n in range(count)]
+
+
+def test_a_refused_chunk_stops_the_stream(two_a_chunk: RedisBackend) -> None:
+    two_a_chunk.jobs_insert([new_job(5)])
+    with pytest.raises(StoreError, match="job-000000005 already exists"):
+        two_a_chunk.jobs_insert([new_job(n) for n in range(5)] + [new_job(5)] +
+                                [new_job(n) for n in range(6, 12)])
+    # chunks 0-1 and 2-3 stored; 4-5 refused whole; 6-7 was in flight with it; no more
+    assert stored(two_a_chunk, 12) == [True] * 4 + [False, True] + [True] * 2 + [False] * 4
+
+
+class _FailingReads:
+    """The lane's real connection, whose second reply is lost on the way back."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn, self.reads = conn, 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
+
+    def read_response(self) -> Any:
+        self.reads += 1
+        if self.reads == 2:
+            raise redis.exceptions.ConnectionError("connection lost (test)")
+        return self.conn.read_response()
+
+
+def test_a_stream_whose_lane_fails_resends_the_rest_through_the_pool(
+        two_a_chunk: RedisBackend) -> None:
+    lane = two_a_chunk._lane()
+    lane.conn = _FailingReads(lane.conn)
+    two_a_chunk.jobs_insert([new_job(n) for n in range(10)])
+    # the chunk whose reply was lost was stored; sent again, its nonce made it a no-op
+    assert lane.conn.reads >= 2 and stored(two_a_chunk, 10) == [True] * 10
+    (stats,) = [s for s in two_a_chunk.queue_stats(1.0) if s.queue == "bulk"]
+    assert stats.available == 10
+
+
+def test_a_stream_after_a_script_flush_loads_the_scripts(two_a_chunk: RedisBackend) -> None:
+    two_a_chunk.jobs_insert([new_job(0)])
+    two_a_chunk.client.script_flush()
+    two_a_chunk.jobs_insert([new_job(n) for n in range(1, 10)])
+    assert stored(two_a_chunk, 10) == [True] * 10
 
 
 def test_each_thread_has_its_own_lane_and_close_ends_them(redis_backend: RedisBackend) -> None:

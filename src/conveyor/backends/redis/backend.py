@@ -70,9 +70,13 @@ class RedisBackend(RedisBatches, RedisAdmin):
             ((script, group, args),) = self._insert_calls(records)
             self.run("insert", script, group, *args)
             return
-        register: list[tuple[str, tuple[Any, ...]]] = []
-        if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
-            register = [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))]
+        if not self.per_queue_calls:  # chunk k+1 is built while Redis stores chunk k
+            self.stream_scripts("insert", (call for chunk in self._chunks(records)
+                                           for call in self._insert_calls(chunk)),
+                                _PIPELINE_CHUNKS)
+            return
+        # the queue set lives in another slot: a command of its own
+        register = [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))]
         window: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
         for chunk in self._chunks(records):
             window.extend(self._insert_calls(chunk))

@@ -11,10 +11,12 @@ is safe to send twice (inserts carry a nonce, transitions check tokens).
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, cast
 
@@ -130,6 +132,67 @@ class RedisBase(Backend):
             return None
         results = self._on_lane(calls, lead)
         return None if results is None else _raised(results)
+
+    def stream_scripts(self, what: str, calls: Iterable[Call], window: int) -> None:
+        """Script calls sent one behind the other without waiting for each reply, so the
+        server runs one while the caller builds the next (two in flight at most); the
+        first error reply is raised once the replies in flight are read, and no call is
+        sent after it. Without a lane (Cluster, no hiredis), or when it fails, the calls
+        not yet answered go through the pool, ``window`` to a round trip: every script
+        is safe to send twice."""
+        with self._errors(what):
+            rest = self._stream_on_lane(iter(calls))
+            while chunk := list(itertools.islice(rest, window)):
+                self.pipeline_scripts(what, [], chunk)
+
+    def _stream_on_lane(self, calls: Iterator[Call]) -> Iterator[Call]:
+        """The calls the lane could not see answered (none when all went well)."""
+        pack = _hiredis_pack
+        if pack is None or self.options.cluster:
+            return calls
+        lane = self._lane()
+        in_flight: deque[Call] = deque()
+        failed: BaseException | None = None
+        try:
+            for call in calls:
+                try:
+                    packed = pack(self._evalsha(*call))
+                except TypeError:  # an argument hiredis cannot pack: the pool says which
+                    lane.conn.disconnect()
+                    return itertools.chain(in_flight, [call], calls)
+                lane.conn.send_packed_command([packed], check_health=False)
+                in_flight.append(call)
+                if len(in_flight) > 1:
+                    failed = self._stream_reply(lane, in_flight)
+                    if failed is not None:
+                        break
+            while in_flight:
+                error = self._stream_reply(lane, in_flight)
+                failed = failed if failed is not None else error
+        except _LANE_ERRORS:
+            lane.conn.disconnect()
+            return itertools.chain(in_flight, calls)
+        except NoScriptError:  # after a restart or SCRIPT FLUSH: resend through the pool
+            lane.conn.disconnect()
+            self.scripts.load_all(self.client)
+            return itertools.chain(in_flight, calls)
+        if failed is not None:
+            raise failed
+        return iter(())
+
+    @staticmethod
+    def _stream_reply(lane: _Lane, in_flight: deque[Call]) -> BaseException | None:
+        """Read the oldest call's reply: its error, if it was one. NOSCRIPT is raised with
+        the call still counted in flight."""
+        try:
+            lane.conn.read_response()
+        except NoScriptError:
+            raise
+        except ResponseError as exc:  # the reply was read whole: the lane is in step
+            in_flight.popleft()
+            return exc
+        in_flight.popleft()
+        return None
 
     # -- the lane ---------------------------------------------------------------------
     def _lane(self) -> _Lane:

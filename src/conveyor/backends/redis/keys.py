@@ -27,7 +27,7 @@ class RedisOptions:
 
     client_url: str
     prefix: str
-    chunk: int = 1000  # jobs per insert script call (and per pipeline window entry)
+    chunk: int = 500  # jobs per insert script call (dispatch_many streams them)
     marker_cap: int = 16  # wake-up markers kept per queue
     single_slot: bool = False  # each script call covers one queue (Cluster, proxies)
     cluster: bool = False  # connect with redis-py's Cluster client (implies single_slot)
@@ -52,7 +52,7 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
             "characters among letters, digits and _ . : - (no braces: they are hash tags)"
         )
     numbers: dict[str, int] = {}
-    for name, default, low in (("chunk", 1000, 1), ("marker_cap", 16, 1)):
+    for name, default, low in (("chunk", 500, 1), ("marker_cap", 16, 1)):
         raw = ours.get(name, str(default))
         try:
             numbers[name] = int(raw)
