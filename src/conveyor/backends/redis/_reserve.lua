@@ -20,11 +20,11 @@ local function reserve_jobs(a)
         for _, id in ipairs(ids) do
           local k = jkey(q, id)
           local f = redis.call('HMGET', k, 'name', 'payload', 'max_tries', 'available_at',
-                               'created_at', 'batch_id')
+                               'created_at', 'batch_id', 'attempts')
           if f[1] then  -- a body-less id (never written by conveyor) is dropped
-            local attempts = redis.call('HINCRBY', k, 'attempts', 1)
-            redis.call('HSET', k, 'token', token, 'worker', worker, 'reserved_at', now,
-                       'lease_expires_at', expires)
+            local attempts = (tonumber(f[7]) or 0) + 1
+            redis.call('HSET', k, 'attempts', attempts, 'token', token, 'worker', worker,
+                       'reserved_at', now, 'lease_expires_at', expires)
             running[#running + 1] = expires
             running[#running + 1] = id
             local n = #out
