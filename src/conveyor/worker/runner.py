@@ -288,8 +288,9 @@ class Worker(WorkerServices):
     def _wait_here(self, timeout: float) -> list[tuple[Any, ...]]:
         """Idle at concurrency 1: wait on the store on this thread (a waiter thread would
         cost a hand-off per wake-up), in slices so that a stop request is seen. Returns
-        [_WAKE] when the store announced jobs; a store that fails is waited out on the
-        inbox, as the waiter thread would, and what arrived there is returned."""
+        [("reserved", jobs)] when the store reserved jobs with its wake-up (Redis), [_WAKE]
+        when it only announced them; a store that fails is waited out on the inbox, as
+        the waiter thread would, and what arrived there is returned."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
