@@ -401,6 +401,9 @@ def main() -> None:
     args = parser.parse_args()
     args.stores = [s for s in args.stores.split(",") if s]
     if args.measure:  # child mode: one system, one run, JSON on stdout
+        # stopped by a signal, it stops its workers first: they run in sessions of their
+        # own and, left running, would take the jobs of the next measurements
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
         system, store = args.measure.split(":")
         result = measure(system, store, args.jobs, args.latency_jobs, args.rate, args.variant,
                          args.drain_cap)
