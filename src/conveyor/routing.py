@@ -39,11 +39,10 @@ def validate_priority(priority: str) -> str:
 
 def queue_name(queue_type: str, priority: str = "normal") -> str:
     """``emails`` + ``high`` -> ``emails_high``; ``normal`` keeps the bare type."""
-    if isinstance(queue_type, str) and isinstance(priority, str):
-        return _queue_name(queue_type, priority)  # every dispatch: checked once per pair
-    validate_priority(priority)
-    validate_queue(queue_type)
-    raise AssertionError("unreachable: validate_queue refuses what is not a str")
+    if not (isinstance(queue_type, str) and isinstance(priority, str)):
+        validate_priority(priority)  # each refuses what is not a str, with its message
+        validate_queue(queue_type)
+    return _queue_name(queue_type, priority)  # every dispatch: checked once per pair
 
 
 @functools.lru_cache(maxsize=1024)
