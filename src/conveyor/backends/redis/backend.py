@@ -70,21 +70,14 @@ class RedisBackend(RedisBatches, RedisAdmin):
             ((script, group, args),) = self._insert_calls(records)
             self.run("insert", script, group, *args)
             return
-        if not self.per_queue_calls:  # chunk k+1 is built while Redis stores chunk k
-            self.stream_scripts("insert", (call for chunk in self._chunks(records)
-                                           for call in self._insert_calls(chunk)),
-                                _PIPELINE_CHUNKS)
-            return
-        # the queue set lives in another slot: a command of its own
-        register = [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))]
-        window: list[tuple[str, Sequence[str], tuple[Any, ...]]] = []
-        for chunk in self._chunks(records):
-            window.extend(self._insert_calls(chunk))
-            if len(window) >= _PIPELINE_CHUNKS:
-                self.pipeline_scripts("insert", register, window)
-                register, window = [], []
-        if window or register:
-            self.pipeline_scripts("insert", register, window)
+        if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
+            self.pipeline_scripts(
+                "insert", [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))],
+                [])
+        # chunk k+1 is built while Redis stores chunk k (without a lane: windows of chunks)
+        self.stream_scripts("insert", (call for chunk in self._chunks(records)
+                                       for call in self._insert_calls(chunk)),
+                            _PIPELINE_CHUNKS)
 
     def _chunks(self, records: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]:
         size = self.options.chunk
