@@ -284,10 +284,7 @@ class RedisBase(Backend):
                 if attempt == 0 and any(isinstance(r, NoScriptError) for r in results):
                     self.scripts.load_all(self.client)
                     continue
-                for result in results:
-                    if isinstance(result, Exception):
-                        raise result
-                return list(results)
+                return _raised(list(results))
         raise AssertionError("unreachable")
 
     # -- lifecycle --------------------------------------------------------------------
