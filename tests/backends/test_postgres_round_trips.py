@@ -107,6 +107,16 @@ def test_acks_and_claim_are_one_round_trip(url: str) -> None:
                 "default"]
         # one round trip each; two once: when psycopg prepares the statement (on the 6th)
         assert sorted(counts) == [1] * 7 + [2], counts
+        # the usual round, completes only, takes a shorter statement: one round trip too
+        counts = []
+        for _ in range(8):
+            before = trips.mine()
+            done = held[0]
+            held = backend.jobs_ack_and_reserve([Lease(done.id, done.token)], [], [],
+                                                ["other", "default"], 1, 30.0, "w", now)
+            counts.append(trips.mine() - before)
+            assert backend.jobs_get(done.id) is None and len(held) == 1
+        assert sorted(counts) == [1] * 7 + [2], counts
         stale = held[0]
         assert backend.jobs_ack_and_reserve([Lease(stale.id, "not-the-token")], [], [],
                                             ["default"], 0, 30.0, "w", now) == []

@@ -187,6 +187,10 @@ class PostgresBackend(PostgresBatches, Backend):
             return []
         if claim.queues:
             self.listener.ensure()
+        if not (releases or failures):
+            params = [[x.id for x in completes], [x.token for x in completes], *claim.params]
+            sql = self.sql.claim("complete_reserve", len(claim.queues))
+            return claim.jobs(self.pool.run(lambda c: c.execute(sql, params).fetchall()))
         failures = _unique(failures)
         params = [
             [x.id for x in completes], [x.token for x in completes],

@@ -122,6 +122,12 @@ UNION ALL SELECT NULL, pg_notify(%s, q.queue)::text, NULL, NULL, NULL, NULL, NUL
     NULL, NULL
 FROM (SELECT DISTINCT queue FROM back WHERE at <= %s) q;
 
+-- name: complete_reserve
+-- the usual round (completes only, nothing released or failed): ack_reserve without its
+-- empty release, fail and NOTIFY parts, which cost the server ~0.1 ms a round even empty
+WITH done AS ({complete}), {claim}
+SELECT * FROM claimed;
+
 -- name: extend
 UPDATE {jobs} j SET lease_expires_at = %s
 FROM unnest(%b::text[], %b::text[]) AS a(id, token)
