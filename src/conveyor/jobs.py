@@ -43,30 +43,41 @@ class JobIds:
         return self.many(1)[0]
 
     def many(self, count: int) -> list[str]:
-        """``count`` ids in order: one lock and one read of the random source for all."""
-        stamps: list[tuple[int, int]] = []
+        """``count`` ids in order: one lock, one clock reading and one read of the random
+        source for all. The ids of one call share its millisecond, the counter ordering
+        them (4,096 a millisecond; past that, the next millisecond's)."""
+        if count <= 0:
+            return []
+        runs: list[tuple[int, int, int]] = []  # (millisecond, first counter, how many)
         with self._lock:
-            for _ in range(count):
-                millis = time.time_ns() // 1_000_000
-                if millis <= self._last_ms:
-                    millis = self._last_ms
-                    self._counter += 1
-                    if self._counter > 0xFFF:
-                        millis += 1
-                        self._counter = 0
-                else:
-                    self._counter = 0
-                self._last_ms = millis
-                stamps.append((millis, self._counter))
-        noise = os.urandom(8 * count)
+            millis = time.time_ns() // 1_000_000
+            if millis <= self._last_ms:
+                millis, counter = self._last_ms, self._counter + 1
+            else:
+                counter = 0
+            left = count
+            while left:
+                if counter > 0xFFF:
+                    millis, counter = millis + 1, 0
+                n = min(left, 0x1000 - counter)
+                runs.append((millis, counter, n))
+                counter, left = counter + n, left - n
+            self._last_ms, self._counter = millis, counter - 1
+        noise = os.urandom(8 * count).hex()  # 16 hex digits an id: variant + 62 bits
         ids: list[str] = []
-        for i, (millis, counter) in enumerate(stamps):
-            rand = int.from_bytes(noise[8 * i:8 * i + 8], "big") & ((1 << 62) - 1)
-            value = ((millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64
-                     | 0b10 << 62 | rand)
-            h = f"{value:032x}"
-            ids.append(f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}")
+        at = 0
+        for millis, first, n in runs:
+            m = f"{millis & 0xFFFFFFFFFFFF:012x}"
+            head = f"{m[:8]}-{m[8:]}-7"
+            for counter in range(first, first + n):
+                r = noise[at:at + 16]
+                at += 16
+                ids.append(f"{head}{counter:03x}-{_VARIANT[r[0]]}{r[1:4]}-{r[4:]}")
         return ids
+
+
+#: a random hex digit -> the digit with the RFC 4122 variant bits (10xx) set
+_VARIANT = {f"{d:x}": f"{0b1000 | (d & 0b11):x}" for d in range(16)}
 
 
 def _seconds(value: float | dt.timedelta | None, what: str) -> float | None:
