@@ -9,7 +9,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
 from .errors import BadArguments, ConfigurationError
@@ -135,6 +135,11 @@ class JobOptions:
         return replace(self, **values)
 
 
+#: every option at the job's default. JobOptions is frozen, so one instance serves every
+#: dispatch without options (building one costs ~1 µs, a fifth of a job's record)
+NO_OPTIONS = JobOptions()
+
+
 class JobDefinition(Generic[P, R]):
     """A registered job. Call it to run it here; ``dispatch`` it to run it on a worker."""
 
@@ -204,14 +209,14 @@ class JobDefinition(Generic[P, R]):
 
     # -- dispatch -----------------------------------------------------------------
     def options(self, **values: Any) -> PendingDispatch[P, R]:
-        return PendingDispatch(self, JobOptions().merged(**values))
+        return PendingDispatch(self, NO_OPTIONS.merged(**values))
 
     def prepare(self, *args: P.args, **kwargs: P.kwargs) -> PreparedJob:
-        return PreparedJob(self, args, kwargs, JobOptions())
+        return PreparedJob(self, args, kwargs, NO_OPTIONS)
 
     def dispatch(self, *args: P.args, **kwargs: P.kwargs) -> str:
         """Enqueue one run; returns the job id."""
-        return self.app.dispatch(PreparedJob(self, args, kwargs, JobOptions()))
+        return self.app.dispatch(PreparedJob(self, args, kwargs, NO_OPTIONS))
 
     @property
     def hints(self) -> dict[str, Any]:
@@ -290,7 +295,7 @@ class PreparedJob:
     job: JobDefinition[Any, Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
-    options: JobOptions = field(default_factory=JobOptions)
+    options: JobOptions = NO_OPTIONS
 
     @property
     def name(self) -> str:
