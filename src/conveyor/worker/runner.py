@@ -370,9 +370,10 @@ class Worker(WorkerServices):
             execution.skipped = execution.error is None
             self.inbox.put(("done", execution))
             return
-        self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
-                             queue=reserved.queue, attempt=reserved.attempts,
-                             worker=self.opts.name, wait=_wait_of(reserved))
+        if self.app.events.has("job_started"):
+            self.app.events.emit("job_started", job_id=reserved.id, name=reserved.name,
+                                 queue=reserved.queue, attempt=reserved.attempts,
+                                 worker=self.opts.name, wait=_wait_of(reserved))
         timeout = execution.policy.timeout
         watch: Watch | None = None
         if timeout:
@@ -487,15 +488,18 @@ class Worker(WorkerServices):
                 worker=self.opts.name, wait=wait, timed_out=execution.timed_out)
         self.metrics.record(queue=reserved.queue, name=reserved.name, outcome=outcome,
                             runtime=runtime, wait=wait, timed_out=execution.timed_out, now=now)
+        events = self.app.events
+        if not (execution.timed_out or events.has(event)):
+            return  # nobody listens: no event data to build
         data = {"job_id": reserved.id, "name": reserved.name, "queue": reserved.queue,
                 "attempt": reserved.attempts, "worker": self.opts.name, "runtime": runtime,
                 "wait": wait}
         if execution.timed_out:
-            self.app.events.emit("job_timed_out", timeout=execution.policy.timeout,
-                                 outcome=outcome, **data)
-        if self.app.events.has(event):
-            self.app.events.emit(event, error=execution.error,
-                                 traceback=execution.error_text or None, delay=delay, **data)
+            events.emit("job_timed_out", timeout=execution.policy.timeout, outcome=outcome,
+                        **data)
+        if events.has(event):
+            events.emit(event, error=execution.error, traceback=execution.error_text or None,
+                        delay=delay, **data)
 
     def _flush(self) -> None:
         """Write pending outcomes now, retrying while the store is unreachable."""
