@@ -187,21 +187,21 @@ class PostgresBackend(PostgresBatches, Backend):
             return []
         if claim.queues:
             self.listener.ensure()
-        if not (releases or failures):
-            params = [[x.id for x in completes], [x.token for x in completes], *claim.params]
-            sql = self.sql.claim("complete_reserve", len(claim.queues))
-            return claim.jobs(self.pool.run(lambda c: c.execute(sql, params).fetchall()))
-        failures = _unique(failures)
-        params = [
-            [x.id for x in completes], [x.token for x in completes],
-            [x.id for x in releases], [x.token for x in releases],
-            [x.available_at for x in releases],
-            [x.id for x in failures], [x.token for x in failures],
-            [x.exception for x in failures], [x.failed_at for x in failures],
-            self.pool.durable_level if failures else None, self.label,
-            *claim.params, self.channel, now,
-        ]
-        sql = self.sql.claim("ack_reserve", len(claim.queues))
+        done = [[x.id for x in completes], [x.token for x in completes]]
+        if releases or failures:
+            failures = _unique(failures)
+            name, params = "ack_reserve", [
+                *done,
+                [x.id for x in releases], [x.token for x in releases],
+                [x.available_at for x in releases],
+                [x.id for x in failures], [x.token for x in failures],
+                [x.exception for x in failures], [x.failed_at for x in failures],
+                self.pool.durable_level if failures else None, self.label,
+                *claim.params, self.channel, now,
+            ]
+        else:  # the usual round: a shorter statement, without the empty parts
+            name, params = "complete_reserve", [*done, *claim.params]
+        sql = self.sql.claim(name, len(claim.queues))
         rows = self.pool.run(lambda c: c.execute(sql, params).fetchall())
         return claim.jobs([r for r in rows if r[0] is not None])  # the rest are NOTIFYs
 

@@ -52,8 +52,9 @@ class Statements:
         return self._sql[name]
 
     def claim(self, name: str, queue_count: int) -> str:
-        """Statement ``name`` (reserve, ack_reserve) claiming over ``queue_count`` queues:
-        one UNION ALL branch per queue, in order (none: the claim takes nothing)."""
+        """Statement ``name`` (reserve, complete_reserve, ack_reserve) claiming over
+        ``queue_count`` queues: one UNION ALL branch per queue, in order (none: the claim
+        takes nothing)."""
         sql = self._claims.get((name, queue_count))
         if sql is None:
             branch = self._sql["reserve_branch"]
