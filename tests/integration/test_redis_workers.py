@@ -105,7 +105,7 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
         wait_until(lambda: client.hlen(f"{key}:runs") >= 50, 60, "50 jobs to run")
         # a dispatcher keeps going through the restart, retrying what the store refused
         dispatched: list[int] = []
-        done, refused = threading.Event(), threading.Event()
+        done, refused, refused_again = threading.Event(), threading.Event(), threading.Event()
 
         def dispatcher() -> None:
             for n in range(first, first + 100):
@@ -114,7 +114,7 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
                         ledger.record.dispatch(n)
                         break
                     except StoreUnavailable:
-                        refused.set()
+                        (refused_again if refused.is_set() else refused).set()
                 dispatched.append(n)
             done.set()
 
@@ -122,8 +122,12 @@ def test_redis_restart_mid_run_loses_nothing(tmp_path: Path) -> None:
         thread.start()
         ran_before = client.hlen(f"{key}:runs")
         server.kill()
-        # stay down until the client's own retries gave up and the error reached callers
-        assert refused.wait(60)
+        # stay down until the client's own retries gave up twice in a row for the
+        # dispatcher: by then every worker's call that met the outage has run out of its
+        # retries too and reached the worker as an error (once was not enough: a worker
+        # whose call began a little after the dispatcher's rode over the outage inside
+        # the client's retries, and logged nothing)
+        assert refused.wait(60) and refused_again.wait(60)
         server.start()
         thread.join(60)
         assert done.is_set()
