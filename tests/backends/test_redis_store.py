@@ -71,7 +71,8 @@ def test_unreachable_server_is_a_clear_store_unavailable() -> None:
     backend.close()
 
 
-@pytest.mark.parametrize("url", ["redis://localhost/0?prefix=a{b}", "redis://localhost/0?chunk=0"])
+@pytest.mark.parametrize("url", ["redis://localhost/0?prefix=a{b}", "redis://localhost/0?chunk=0",
+                                 "redis://localhost/0?poll_us=-1", "redis://localhost/0?poll_us=x"])
 def test_bad_url_options_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_backend(url)
@@ -406,3 +407,71 @@ def test_a_round_is_one_script_call_and_completes_of_other_queues_go_apart(
     assert redis_backend.jobs_ack_and_reserve([five.lease], [], [], ["a", "b"], 5, 30.0, "w",
                                               13.0)[0].id == a2.id  # released, due again
     assert sent == [["complete_reserve"]] and redis_backend.jobs_get(five.id) is None
+
+
+class _SocketConn:
+    """What _Lane.poll_reply looks at: redis-py's connection's socket."""
+
+    def __init__(self, sock: Any) -> None:
+        self._sock = sock
+
+
+def test_a_reply_is_polled_for_only_in_a_burst_and_only_for_the_budget() -> None:
+    import socket
+
+    from conveyor.backends.redis.connection import _Lane
+
+    ours, server = socket.socketpair()
+    with ours, server:
+        lane = _Lane(_SocketConn(ours))
+        # no reply yet, outside a burst (no reply read before): back at once, not 5 s later
+        started = time.perf_counter()
+        lane.poll_reply(5.0)
+        assert time.perf_counter() - started < 4.0
+        # in a burst, with no reply coming: it polls for the whole budget, then gives up
+        lane.replied = time.perf_counter()
+        started = time.perf_counter()
+        lane.poll_reply(0.05)
+        assert time.perf_counter() - started >= 0.05
+        # in a burst, with the reply there: back at once; a budget of 0 never polls
+        server.sendall(b"+OK\r\n")
+        lane.replied = time.perf_counter()
+        started = time.perf_counter()
+        lane.poll_reply(5.0)
+        lane.poll_reply(0.0)
+        assert time.perf_counter() - started < 4.0
+        # a closed connection (no socket) is not polled
+        lane.conn = _SocketConn(None)
+        lane.replied = time.perf_counter()
+        started = time.perf_counter()
+        lane.poll_reply(5.0)
+        assert time.perf_counter() - started < 4.0
+
+
+@pytest.mark.parametrize(("option", "budget"), [("", 200e-6), ("?poll_us=0", 0.0),
+                                                ("?poll_us=1000", 1e-3)])
+def test_dispatches_poll_for_their_replies_with_the_url_budget(
+        option: str, budget: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.backends.redis.connection import _Lane
+
+    budgets: list[float] = []
+    real = _Lane.poll_reply
+
+    def spy(self: _Lane, given: float) -> None:
+        budgets.append(given)
+        real(self, given)
+
+    monkeypatch.setattr(_Lane, "poll_reply", spy)
+    with redis_prefix("poll") as (url, prefix):
+        backend = open_backend(url + option, table_prefix=prefix)
+        assert isinstance(backend, RedisBackend)
+        try:
+            for n in range(20):  # a burst: each one's reply comes within 1 ms of the last
+                backend.jobs_insert([new_job(n)])
+            backend.jobs_insert([new_job(n) for n in range(20, 30)])  # one script call too
+            reserved = backend.jobs_reserve(["bulk"], 100, 30.0, "w", 1.0)
+            assert sorted(j.id for j in reserved) == [new_job(n).id for n in range(30)]
+            # only the dispatches poll: the reserve's round trip does not
+            assert budgets == [budget] * 21
+        finally:
+            backend.close()

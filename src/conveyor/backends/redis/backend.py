@@ -68,7 +68,7 @@ class RedisBackend(RedisBatches, RedisAdmin):
         if not self.per_queue_calls and len(records) <= self.options.chunk:
             # the common case, a dispatch: one EVALSHA, one round trip
             ((script, group, args),) = self._insert_calls(records)
-            self.run("insert", script, group, *args)
+            self.run("insert", script, group, *args, burst=True)
             return
         if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
             self.pipeline_scripts(

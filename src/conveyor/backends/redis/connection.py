@@ -7,13 +7,21 @@ skips the pool checkout, the pipeline object and the retry wrapper of each call 
 40 µs a call, as much as the round trip itself on loopback). A lane that fails is dropped
 and the call goes again through the pool, with its reconnects and backoff: every script
 is safe to send twice (inserts carry a nonce, transitions check tokens).
+
+A dispatch that follows another on the same lane within a millisecond (a loop of
+dispatches) polls the socket for its reply for up to ``poll_us`` microseconds before it
+sleeps on it: on a virtual machine a thread woken from a sleep on a socket takes as long
+as the round trip itself to run again. See docs/redis.md ("Reply polling").
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import select
+import ssl
 import threading
+import time
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -45,16 +53,39 @@ _RETRIES = 6
 _SOCKET_TIMEOUT = 10.0  # above the longest blocking wait (1 s)
 _LANE_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 Call = tuple[str, Sequence[str], tuple[Any, ...]]  # script name, its queues, its arguments
+#: a reply awaited within this long of the lane's previous reply is polled for (a burst)
+_BURST = 0.001
 
 
 class _Lane:
     """One thread's own connection (see the module's docstring)."""
 
-    __slots__ = ("__weakref__", "conn", "pid")
+    __slots__ = ("__weakref__", "_polled", "_poller", "conn", "pid", "replied")
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
         self.pid = os.getpid()
+        self.replied = 0.0  # time.perf_counter() when the last reply was read
+        self._poller: Any = None
+        self._polled: Any = None  # the socket the poller watches
+
+    def poll_reply(self, budget: float) -> None:
+        """In a burst, wait for the reply by polling the socket for up to ``budget``
+        seconds (then the read sleeps on it as usual); outside a burst, return at once.
+        Plain sockets only: TLS may hold a decrypted reply the socket does not show."""
+        start = time.perf_counter()
+        if budget <= 0 or start - self.replied > _BURST:
+            return
+        sock = getattr(self.conn, "_sock", None)  # redis-py's socket, None when closed
+        if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(select, "poll"):
+            return
+        if self._polled is not sock:
+            self._poller = select.poll()
+            self._poller.register(sock, select.POLLIN)
+            self._polled = sock
+        poll, deadline = self._poller.poll, start + budget
+        while not poll(0) and time.perf_counter() < deadline:
+            pass
 
 
 class RedisBase(Backend):
@@ -115,10 +146,12 @@ class RedisBase(Backend):
                 f"text that is not valid Unicode ({exc.reason}: {exc.object[exc.start:exc.end]!a})"
             ) from exc
 
-    def run(self, what: str, script: str, queues: Sequence[str], *args: Any) -> Any:
+    def run(self, what: str, script: str, queues: Sequence[str], *args: Any,
+            burst: bool = False) -> Any:
+        """One script call; ``burst``: a dispatch, which polls for its reply in a burst."""
         with self._errors(what):
             if not self.options.cluster:
-                results = self._on_lane([(script, queues, args)])
+                results = self._on_lane([(script, queues, args)], burst=burst)
                 if results is not None:
                     return _raised(results)[0]
             return self.scripts.run(script, queues, *args)
@@ -204,8 +237,8 @@ class RedisBase(Backend):
             self._all_lanes.add(lane)
         return lane
 
-    def _on_lane(self, calls: Sequence[Call], lead: Sequence[tuple[Any, ...]] = ()
-                 ) -> list[Any] | None:
+    def _on_lane(self, calls: Sequence[Call], lead: Sequence[tuple[Any, ...]] = (), *,
+                 burst: bool = False) -> list[Any] | None:
         """The replies of ``lead`` (plain commands sent ahead in the same packet) and of
         the calls (an error reply as its exception), or None when the lane failed and the
         caller must go through the pool instead. After NOSCRIPT (a restart or SCRIPT FLUSH)
@@ -223,12 +256,15 @@ class RedisBase(Backend):
                 return None
             try:
                 lane.conn.send_packed_command([buffer], check_health=False)
+                if burst:
+                    lane.poll_reply(self.options.poll_us / 1e6)
                 results: list[Any] = []
                 for _ in range(len(lead) + len(calls)):
                     try:
                         results.append(lane.conn.read_response())
                     except ResponseError as exc:  # the reply was read whole: go on
                         results.append(exc)
+                lane.replied = time.perf_counter()
             except _LANE_ERRORS:
                 lane.conn.disconnect()
                 return None

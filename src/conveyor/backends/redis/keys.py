@@ -17,7 +17,7 @@ from ..base import redact_url
 
 DEFAULT_PREFIX = "conveyor"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
-_OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "single_slot", "cluster")
+_OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "poll_us", "single_slot", "cluster")
 _TRUE = ("1", "true", "yes", "on")
 
 
@@ -29,6 +29,7 @@ class RedisOptions:
     prefix: str
     chunk: int = 500  # jobs per insert script call (dispatch_many streams them)
     marker_cap: int = 16  # wake-up markers kept per queue
+    poll_us: int = 200  # a dispatch in a burst polls for its reply this long (0: never)
     single_slot: bool = False  # each script call covers one queue (Cluster, proxies)
     cluster: bool = False  # connect with redis-py's Cluster client (implies single_slot)
 
@@ -52,12 +53,9 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
             "characters among letters, digits and _ . : - (no braces: they are hash tags)"
         )
     numbers: dict[str, int] = {}
-    for name, default, low in (("chunk", 500, 1), ("marker_cap", 16, 1)):
+    for name, default, low in (("chunk", 500, 1), ("marker_cap", 16, 1), ("poll_us", 200, 0)):
         raw = ours.get(name, str(default))
-        try:
-            numbers[name] = int(raw)
-        except ValueError:
-            numbers[name] = 0
+        numbers[name] = int(raw) if raw.strip().isdigit() else -1
         if numbers[name] < low or numbers[name] > 5000:
             raise ConfigurationError(
                 f"Redis URL option {name}={raw!r} is not valid: expected an integer "
@@ -67,7 +65,7 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
     single_slot = cluster or ours.get("single_slot", "").lower() in _TRUE
     client_url = urlunsplit(parts._replace(query=urlencode(theirs)))
     return RedisOptions(client_url, prefix, numbers["chunk"], numbers["marker_cap"],
-                        single_slot, cluster)
+                        numbers["poll_us"], single_slot, cluster)
 
 
 def checked(queue: str) -> str:
