@@ -475,3 +475,17 @@ def test_dispatches_poll_for_their_replies_with_the_url_budget(
             assert budgets == [budget] * 21
         finally:
             backend.close()
+
+
+@pytest.mark.parametrize("option", ["", "?single_slot=1"])
+def test_a_refused_queue_name_never_reaches_the_queue_set(option: str) -> None:
+    with redis_prefix("qs") as (url, prefix):
+        backend = open_backend(url + option, table_prefix=prefix)
+        try:
+            with pytest.raises(ConfigurationError, match="invalid queue name"):
+                backend.jobs_insert([new_job(1, "ok"), new_job(2, "bad\x00name")])
+            assert backend.known_queues() == []
+            backend.jobs_insert([new_job(3, "ok")])
+            assert [s.queue for s in backend.queue_stats(time.time())] == ["ok"]
+        finally:
+            backend.close()

@@ -71,9 +71,9 @@ class RedisBackend(RedisBatches, RedisAdmin):
             self.run("insert", script, group, *args, burst=True)
             return
         if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
-            self.pipeline_scripts(
-                "insert", [("SADD", (self.keys.queues, *dict.fromkeys(r.queue for r in records)))],
-                [])
+            # (names checked first: a refused name must not reach the set)
+            queues = [self.keys.checked(q) for q in dict.fromkeys(r.queue for r in records)]
+            self.pipeline_scripts("insert", [("SADD", (self.keys.queues, *queues))], [])
         # chunk k+1 is built while Redis stores chunk k (without a lane: windows of chunks)
         self.stream_scripts("insert", (call for chunk in self._chunks(records)
                                        for call in self._insert_calls(chunk)),
