@@ -389,9 +389,9 @@ def test_a_round_is_one_script_call_and_completes_of_other_queues_go_apart(
     sent: list[list[str]] = []
     on_lane = redis_backend._on_lane
 
-    def spy(calls: Any) -> Any:
+    def spy(calls: Any, *lead: Any, **options: Any) -> Any:
         sent.append([script for script, _queues, _args in calls])
-        return on_lane(calls)
+        return on_lane(calls, *lead, **options)
 
     redis_backend._on_lane = spy  # type: ignore[method-assign]
     # b3 rides with the reserve from "b"; a1 (another queue) and the stale lease go apart
@@ -475,6 +475,25 @@ def test_dispatches_poll_for_their_replies_with_the_url_budget(
             assert budgets == [budget] * 21
         finally:
             backend.close()
+
+
+def test_a_worker_round_polls_for_its_reply_only_behind_a_full_one(
+        redis_backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    from conveyor.backends.redis.connection import _Lane
+
+    polled: list[int] = []
+    real = _Lane.poll_reply
+    monkeypatch.setattr(_Lane, "poll_reply",
+                        lambda self, budget: (polled.append(1), real(self, budget))[1])
+    redis_backend.jobs_insert([new_job(n) for n in range(5)])
+    polled.clear()
+    sizes = []
+    for _ in range(4):
+        got = redis_backend.jobs_ack_and_reserve([], [], [], ["bulk"], 2, 30.0, "w", 1.0)
+        sizes.append((len(got), len(polled)))
+    # 2 (first round: no backlog known), 2 (behind a full round: polled), 1 (polled),
+    # 0 (behind a partial round: the queue ran dry, so it sleeps on its reply)
+    assert sizes == [(2, 0), (2, 1), (1, 2), (0, 2)]
 
 
 @pytest.mark.parametrize("option", ["", "?single_slot=1"])

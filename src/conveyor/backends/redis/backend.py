@@ -160,8 +160,13 @@ class RedisBackend(RedisBatches, RedisAdmin):
                  *self._fail_calls(failures)]
         calls.append(("complete_reserve", group,
                       (len(riding) // 3, *riding, now, expires, token, worker, limit)))
-        rows = self.pipeline_scripts("ack and reserve", [], calls)[-1]
-        return self._reserved(rows, group, token, now, expires)
+        # behind a round that filled every free slot (a backlog, so jobs keep coming), the
+        # reply is polled for like a dispatch's in a burst; an idle worker sleeps on it
+        backlog = getattr(self._local, "backlog", False)
+        rows = self.pipeline_scripts("ack and reserve", [], calls, burst=backlog)[-1]
+        reserved = self._reserved(rows, group, token, now, expires)
+        self._local.backlog = len(reserved) >= limit
+        return reserved
 
     # -- transitions out of running (token-checked in the scripts) ----------------------
     def _by_queue(self, items: Sequence[Any]) -> dict[str, list[Any]]:

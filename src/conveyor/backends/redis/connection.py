@@ -8,10 +8,11 @@ skips the pool checkout, the pipeline object and the retry wrapper of each call 
 and the call goes again through the pool, with its reconnects and backoff: every script
 is safe to send twice (inserts carry a nonce, transitions check tokens).
 
-A dispatch that follows another on the same lane within a millisecond (a loop of
-dispatches) polls the socket for its reply for up to ``poll_us`` microseconds before it
-sleeps on it: on a virtual machine a thread woken from a sleep on a socket takes as long
-as the round trip itself to run again. See docs/redis.md ("Reply polling").
+A call in a burst — a dispatch within a millisecond of the lane's previous reply, a
+worker's round behind one that filled every free slot — polls the socket for its reply
+for up to ``poll_us`` microseconds before it sleeps on it: on a virtual machine a thread
+woken from a sleep on a socket takes as long as the round trip itself to run again. See
+docs/redis.md ("Reply polling").
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class RedisBase(Backend):
 
     def run(self, what: str, script: str, queues: Sequence[str], *args: Any,
             burst: bool = False) -> Any:
-        """One script call; ``burst``: a dispatch, which polls for its reply in a burst."""
+        """One script call; ``burst``: poll for the reply in a burst (a dispatch)."""
         with self._errors(what):
             if not self.options.cluster:
                 results = self._on_lane([(script, queues, args)], burst=burst)
@@ -291,7 +292,8 @@ class RedisBase(Backend):
         return [unique] if unique else []
 
     def pipeline_scripts(self, what: str, commands: list[tuple[str, tuple[Any, ...]]],
-                         calls: list[tuple[str, Sequence[str], tuple[Any, ...]]]) -> list[Any]:
+                         calls: list[tuple[str, Sequence[str], tuple[Any, ...]]], *,
+                         burst: bool = False) -> list[Any]:
         """Plain commands then script calls in one round trip; returns the scripts' results.
 
         Scripts go by EVALSHA; after a restart or SCRIPT FLUSH they are loaded and the
@@ -305,7 +307,7 @@ class RedisBase(Backend):
                 return [self.scripts.run(script, queues, *args)
                         for script, queues, args in calls]
             if not commands:
-                results = self._on_lane(calls)
+                results = self._on_lane(calls, burst=burst)
                 if results is not None:
                     return _raised(results)
             for attempt in range(2):

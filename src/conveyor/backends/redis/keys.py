@@ -29,7 +29,7 @@ class RedisOptions:
     prefix: str
     chunk: int = 500  # jobs per insert script call (dispatch_many streams them)
     marker_cap: int = 16  # wake-up markers kept per queue
-    poll_us: int = 200  # a dispatch in a burst polls for its reply this long (0: never)
+    poll_us: int = 200  # a call in a burst polls for its reply this long (0: never)
     single_slot: bool = False  # each script call covers one queue (Cluster, proxies)
     cluster: bool = False  # connect with redis-py's Cluster client (implies single_slot)
 
