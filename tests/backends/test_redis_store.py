@@ -72,7 +72,8 @@ def test_unreachable_server_is_a_clear_store_unavailable() -> None:
 
 
 @pytest.mark.parametrize("url", ["redis://localhost/0?prefix=a{b}", "redis://localhost/0?chunk=0",
-                                 "redis://localhost/0?poll_us=-1", "redis://localhost/0?poll_us=x"])
+                                 "redis://localhost/0?poll_us=-1", "redis://localhost/0?poll_us=x",
+                                 "redis://localhost/0?poll_us=%C2%B2"])
 def test_bad_url_options_are_configuration_errors(url: str) -> None:
     with pytest.raises(ConfigurationError):
         open_backend(url)
@@ -475,10 +476,11 @@ def test_dispatches_poll_for_their_replies_with_the_url_budget(
         try:
             for n in range(20):  # a burst: each one's reply comes within 1 ms of the last
                 backend.jobs_insert([new_job(n)])
-            backend.jobs_insert([new_job(n) for n in range(20, 30)])  # one script call too
+            backend.jobs_insert([new_job(n) for n in range(20, 28)])  # a few: polled too
+            backend.jobs_insert([new_job(n) for n in range(28, 40)])  # more: not polled
             reserved = backend.jobs_reserve(["bulk"], 100, 30.0, "w", 1.0)
-            assert sorted(j.id for j in reserved) == [new_job(n).id for n in range(30)]
-            # only the dispatches poll: the reserve's round trip does not
+            assert sorted(j.id for j in reserved) == [new_job(n).id for n in range(40)]
+            # only the small inserts poll: the big one and the reserve's round trip do not
             assert budgets == [budget] * 21
         finally:
             backend.close()

@@ -28,6 +28,10 @@ _SLOT_SLICE = 0.05  # single_slot mode: other queues' markers are looked at this
 _PIPELINE_CHUNKS = 8  # insert chunks per round trip: bounds client memory, keeps it busy
 
 
+#: inserts of up to this many jobs poll for their reply in a burst (a dispatch, a few)
+_POLLED_INSERT = 8
+
+
 def _queue_of(token: str) -> str | None:
     _, slash, queue = token.partition("/")
     return queue if slash and queue else None
@@ -66,9 +70,10 @@ class RedisBackend(RedisBatches, RedisAdmin):
         if len({r.id for r in records}) != len(records):
             raise StoreError("jobs_insert: the same job id appears twice in one batch")
         if not self.per_queue_calls and len(records) <= self.options.chunk:
-            # the common case, a dispatch: one EVALSHA, one round trip
+            # the common case, a dispatch: one EVALSHA, one round trip (polled for in a
+            # burst when small: a bigger insert keeps the server past a poll's budget)
             ((script, group, args),) = self._insert_calls(records)
-            self.run("insert", script, group, *args, burst=True)
+            self.run("insert", script, group, *args, burst=len(records) <= _POLLED_INSERT)
             return
         if self.per_queue_calls:  # the queue set lives in another slot: a command of its own
             # (names checked first: a refused name must not reach the set)

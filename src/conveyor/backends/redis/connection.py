@@ -8,8 +8,8 @@ skips the pool checkout, the pipeline object and the retry wrapper of each call 
 and the call goes again through the pool, with its reconnects and backoff: every script
 is safe to send twice (inserts carry a nonce, transitions check tokens).
 
-A call in a burst — a dispatch within a millisecond of the lane's previous reply, a
-worker's round behind one that filled every free slot — polls the socket for its reply
+A call in a burst — a dispatch of a few jobs within a millisecond of the lane's previous
+reply, a worker's round behind one that filled every free slot — polls the socket for its reply
 for up to ``poll_us`` microseconds before it sleeps on it: on a virtual machine a thread
 woken from a sleep on a socket takes as long as the round trip itself to run again. See
 docs/redis.md ("Reply polling").

@@ -55,7 +55,10 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
     numbers: dict[str, int] = {}
     for name, default, low in (("chunk", 500, 1), ("marker_cap", 16, 1), ("poll_us", 200, 0)):
         raw = ours.get(name, str(default))
-        numbers[name] = int(raw) if raw.strip().isdigit() else -1
+        try:
+            numbers[name] = int(raw)
+        except ValueError:
+            numbers[name] = -1  # refused below, with the value given
         if numbers[name] < low or numbers[name] > 5000:
             raise ConfigurationError(
                 f"Redis URL option {name}={raw!r} is not valid: expected an integer "
