@@ -456,20 +456,26 @@ def test_a_reply_is_polled_for_only_in_a_burst_and_only_for_the_budget() -> None
         assert time.perf_counter() - started < 4.0
 
 
+@pytest.fixture
+def budgets(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The budget of every call the lanes make to poll_reply (which still runs)."""
+    from conveyor.backends.redis.connection import _Lane
+
+    seen: list[float] = []
+    real = _Lane.poll_reply
+
+    def spy(self: _Lane, budget: float) -> None:
+        seen.append(budget)
+        real(self, budget)
+
+    monkeypatch.setattr(_Lane, "poll_reply", spy)
+    return seen
+
+
 @pytest.mark.parametrize(("option", "budget"), [("", 200e-6), ("?poll_us=0", 0.0),
                                                 ("?poll_us=1000", 1e-3)])
 def test_dispatches_poll_for_their_replies_with_the_url_budget(
-        option: str, budget: float, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conveyor.backends.redis.connection import _Lane
-
-    budgets: list[float] = []
-    real = _Lane.poll_reply
-
-    def spy(self: _Lane, given: float) -> None:
-        budgets.append(given)
-        real(self, given)
-
-    monkeypatch.setattr(_Lane, "poll_reply", spy)
+        option: str, budget: float, budgets: list[float]) -> None:
     with redis_prefix("poll") as (url, prefix):
         backend = open_backend(url + option, table_prefix=prefix)
         assert isinstance(backend, RedisBackend)
@@ -487,19 +493,13 @@ def test_dispatches_poll_for_their_replies_with_the_url_budget(
 
 
 def test_a_worker_round_polls_for_its_reply_only_behind_a_full_one(
-        redis_backend: RedisBackend, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conveyor.backends.redis.connection import _Lane
-
-    polled: list[int] = []
-    real = _Lane.poll_reply
-    monkeypatch.setattr(_Lane, "poll_reply",
-                        lambda self, budget: (polled.append(1), real(self, budget))[1])
+        redis_backend: RedisBackend, budgets: list[float]) -> None:
     redis_backend.jobs_insert([new_job(n) for n in range(5)])
-    polled.clear()
+    budgets.clear()
     sizes = []
     for _ in range(4):
         got = redis_backend.jobs_ack_and_reserve([], [], [], ["bulk"], 2, 30.0, "w", 1.0)
-        sizes.append((len(got), len(polled)))
+        sizes.append((len(got), len(budgets)))
     # 2 (first round: no backlog known), 2 (behind a full round: polled), 1 (polled),
     # 0 (behind a partial round: the queue ran dry, so it sleeps on its reply)
     assert sizes == [(2, 0), (2, 1), (1, 2), (0, 2)]

@@ -9,10 +9,10 @@ and the call goes again through the pool, with its reconnects and backoff: every
 is safe to send twice (inserts carry a nonce, transitions check tokens).
 
 A call in a burst — a dispatch of a few jobs within a millisecond of the lane's previous
-reply, a worker's round behind one that filled every free slot — polls the socket for its reply
-for up to ``poll_us`` microseconds before it sleeps on it: on a virtual machine a thread
-woken from a sleep on a socket takes as long as the round trip itself to run again. See
-docs/redis.md ("Reply polling").
+reply, a worker's round behind one that filled every free slot — polls the socket for
+its reply for up to ``poll_us`` microseconds before it sleeps on it: on a virtual machine
+a thread woken from a sleep on a socket takes as long as the round trip itself to run
+again. See docs/redis.md ("Reply polling").
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ _BURST = 0.001
 #: second go to polls that cannot succeed (1.6 ms at 200 us)
 _MISSES = 8
 _QUIET = 1.0
+_CAN_POLL = hasattr(select, "poll")  # not on Windows
 
 
 class _Lane:
@@ -85,10 +86,11 @@ class _Lane:
         seconds. Plain sockets only: TLS may hold a decrypted reply the socket does not
         show."""
         start = time.perf_counter()
-        if budget <= 0 or start - self.replied > _BURST or start < self.quiet_until:
+        if (budget <= 0 or not _CAN_POLL or start - self.replied > _BURST
+                or start < self.quiet_until):
             return
         sock = getattr(self.conn, "_sock", None)  # redis-py's socket, None when closed
-        if sock is None or isinstance(sock, ssl.SSLSocket) or not hasattr(select, "poll"):
+        if sock is None or isinstance(sock, ssl.SSLSocket):
             return
         if self._polled is not sock:
             self._poller = select.poll()
