@@ -63,6 +63,19 @@ def test_a_failing_chunk_inserts_nothing_of_its_own(redis_backend: RedisBackend)
     assert redis_backend.jobs_get(new_job(2).id) is None
 
 
+def test_wake_up_markers_stay_capped(redis_backend: RedisBackend) -> None:
+    """Each insert pushes a marker a job, at most ``marker_cap`` (16) kept: a backlog
+    never grows the list, and a trim happens only once it is over the cap."""
+    markers = redis_backend.keys.queue("bulk", "marker")
+    redis_backend.jobs_insert([new_job(n) for n in range(3)])
+    assert redis_backend.client.llen(markers) == 3
+    redis_backend.jobs_insert([new_job(n) for n in range(3, 43)])
+    assert redis_backend.client.llen(markers) == 16
+    for n in range(43, 48):
+        redis_backend.jobs_insert([new_job(n)])
+        assert redis_backend.client.llen(markers) == 16
+
+
 def test_unreachable_server_is_a_clear_store_unavailable() -> None:
     backend = open_backend(f"redis://:secret@127.0.0.1:{free_port()}/0")
     with pytest.raises(StoreUnavailable, match=r"unreachable.*redis-server is running") as info:

@@ -23,8 +23,9 @@ local function gkey(suffix) return P .. ':{#}:' .. suffix end
 local function mark(q, count, cap, at)
   if count <= 0 then return end
   local m = qkey(q, 'marker')
-  for _ = 1, math.min(count, cap) do redis.call('LPUSH', m, at) end
-  redis.call('LTRIM', m, 0, cap - 1)
+  local length
+  for _ = 1, math.min(count, cap) do length = redis.call('LPUSH', m, at) end
+  if length > cap then redis.call('LTRIM', m, 0, cap - 1) end
 end
 
 -- running job -> failed store (the caller has checked the token)

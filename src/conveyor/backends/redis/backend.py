@@ -67,7 +67,7 @@ class RedisBackend(RedisBatches, RedisAdmin):
             raise StoreError("the Redis store cannot enqueue inside a caller's transaction")
         if not records:
             return
-        if len({r.id for r in records}) != len(records):
+        if len(records) > 1 and len({r.id for r in records}) != len(records):
             raise StoreError("jobs_insert: the same job id appears twice in one batch")
         if not self.per_queue_calls and len(records) <= self.options.chunk:
             # the common case, a dispatch: one EVALSHA, one round trip (polled for in a

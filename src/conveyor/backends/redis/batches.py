@@ -24,10 +24,10 @@ from ...records import BatchMark, BatchRecord, NewBatch, NewJob
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from contextlib import _GeneratorContextManager
 
     import redis
 
+    from .connection import RedisErrors
     from .keys import Keys, RedisOptions
 
 
@@ -60,7 +60,7 @@ class RedisBatches:
         options: RedisOptions
         per_queue_calls: bool
 
-        def _errors(self, what: str) -> _GeneratorContextManager[None]: ...
+        def _errors(self, what: str) -> RedisErrors: ...
         def _chunks(self, records: Sequence[NewJob]) -> Iterator[Sequence[NewJob]]: ...
         def _insert_calls(self, chunk: Sequence[NewJob]
                           ) -> list[tuple[str, Sequence[str], tuple[Any, ...]]]: ...
