@@ -1,5 +1,6 @@
-"""How fast can a confirmed single dispatch be on this machine? Three loops, interleaved
-in one process, each round dispatching the same number of jobs one call at a time:
+"""How fast can a confirmed single dispatch be on this machine? Four loops (three without
+huey installed), interleaved in one process, each round dispatching the same number of
+jobs one call at a time:
 
 - ``conveyor``: ``job.dispatch()`` on the Redis store, its real insert script;
 - ``conveyor, empty script``: the same client path with the insert script swapped for one
