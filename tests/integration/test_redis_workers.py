@@ -79,6 +79,12 @@ def test_sigkilled_worker_jobs_rerun_after_the_lease(
     victim.wait(10)
     survivor = start_worker(url, base_url(url), key, "--concurrency", "4", "--lease", "2")
     wait_until(lambda: client.hlen(f"{key}:runs") >= total, 90, "every job to run")
+    # a job the victim recorded but had not acked when it died is still leased to it: it
+    # runs again once the survivor recovers its lease (every 2 s), which can come after
+    # every number has run once; wait for that too before stopping the survivor
+    wait_until(lambda: all(s.available == s.running == 0
+                           for s in ledger.app.backend.queue_stats(0)),
+               30, "the victim's leased jobs to run again")
     code, out = stop(survivor)
     assert code == 0, out[-2000:]
     counted = runs(client, key)
