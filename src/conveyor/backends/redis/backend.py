@@ -9,7 +9,6 @@ only (id, token), and the token says which queue's keys (which Cluster slot) hol
 from __future__ import annotations
 
 import os
-import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
@@ -57,7 +56,6 @@ class RedisBackend(RedisBatches, RedisAdmin):
 
     def __init__(self, url: str, *, table_prefix: str = "") -> None:
         super().__init__(url, table_prefix=table_prefix)
-        self._local = threading.local()
         if self.per_queue_calls:  # batch keys and queue keys live in different slots
             self.capabilities = replace(self.capabilities, batches=False)
 

@@ -177,7 +177,8 @@ class RedisBase(Backend):
             self.client = redis.Redis.from_url(self.options.client_url,
                                                health_check_interval=30, **settings)
         self.scripts = Scripts(self.client, self.keys)
-        self._lanes: threading.local = threading.local()
+        # per-thread state: the thread's lane, and what the store's methods keep per thread
+        self._local: threading.local = threading.local()
         self._all_lanes: weakref.WeakSet[_Lane] = weakref.WeakSet()
 
     # -- errors -----------------------------------------------------------------------
@@ -268,11 +269,11 @@ class RedisBase(Backend):
 
     # -- the lane ---------------------------------------------------------------------
     def _lane(self) -> _Lane:
-        lane: _Lane | None = getattr(self._lanes, "lane", None)
+        lane: _Lane | None = getattr(self._local, "lane", None)
         if lane is None or lane.pid != os.getpid():  # a forked child makes its own
             pool = self.client.connection_pool
             lane = _Lane(pool.connection_class(**pool.connection_kwargs))
-            self._lanes.lane = lane
+            self._local.lane = lane
             self._all_lanes.add(lane)
         return lane
 

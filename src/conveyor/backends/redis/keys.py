@@ -8,7 +8,7 @@ the tag ``{#}``, which no queue name can take. See docs/redis.md for the whole l
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from ...errors import ConfigurationError
@@ -19,6 +19,7 @@ DEFAULT_PREFIX = "conveyor"
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 _OUR_OPTIONS = ("prefix", "chunk", "marker_cap", "poll_us", "single_slot", "cluster")
 _TRUE = ("1", "true", "yes", "on")
+_LOWEST = {"chunk": 1, "marker_cap": 1, "poll_us": 0}  # the integer options' lower bounds
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +54,9 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
             "characters among letters, digits and _ . : - (no braces: they are hash tags)"
         )
     numbers: dict[str, int] = {}
-    for name, default, low in (("chunk", 500, 1), ("marker_cap", 16, 1), ("poll_us", 200, 0)):
-        raw = ours.get(name, str(default))
+    defaults = {f.name: f.default for f in fields(RedisOptions)}
+    for name, low in _LOWEST.items():
+        raw = ours.get(name, str(defaults[name]))
         try:
             numbers[name] = int(raw)
         except ValueError:
@@ -67,8 +69,7 @@ def parse_redis_url(url: str, table_prefix: str = "") -> RedisOptions:
     cluster = ours.get("cluster", "").lower() in _TRUE
     single_slot = cluster or ours.get("single_slot", "").lower() in _TRUE
     client_url = urlunsplit(parts._replace(query=urlencode(theirs)))
-    return RedisOptions(client_url, prefix, numbers["chunk"], numbers["marker_cap"],
-                        numbers["poll_us"], single_slot, cluster)
+    return RedisOptions(client_url, prefix, single_slot=single_slot, cluster=cluster, **numbers)
 
 
 def checked(queue: str) -> str:
